@@ -1,0 +1,5 @@
+import sys
+
+from megageo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""Per-lead skill of several forecasts of the same samples, as JSON (all numbers) and a markdown table."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from megageo.errors import MegageoError
+from megageo.eval.atomic import atomic_path
+from megageo.eval.metrics import METRIC_NAMES, metrics_per_lead
+
+COLUMNS = {
+    "rmse": ("RMSE (m)", "{:.1f}"),
+    "lat_weighted_rmse": ("Lat-weighted RMSE (m)", "{:.1f}"),
+    "acc": ("ACC", "{:.3f}"),
+    "acc_batch_mean": ("ACC (paper, batch mean)", "{:.3f}"),
+}
+DEFINITIONS = {
+    "rmse": "Seed paper eq. 13: sqrt of the mean squared error over all grid points of all samples, unweighted.",
+    "lat_weighted_rmse": "WeatherBench 2: sqrt of the cell-area-weighted mean squared error per sample, "
+                         "averaged over samples.",
+    "acc": "WeatherBench 2: cell-area-weighted anomaly correlation per sample, anomalies against the "
+           "day-of-year x hour-of-day training climatology, averaged over samples; 0 for a forecast "
+           "without anomalies.",
+    "acc_batch_mean": "Seed paper's variant: anomalies against the batch-mean truth field, one unweighted "
+                      "correlation over the whole batch; for comparison with the paper only.",
+}
+
+
+def build_report(truth: np.ndarray, forecasts: Mapping[str, np.ndarray], climatology: np.ndarray, lat: Any,
+                 lead_hours: Sequence[float], **context: Any) -> dict[str, Any]:
+    """Score every forecast ``[N, T_out, C, H, W]`` (metres) against ``truth`` at each lead.
+
+    ``climatology`` is the day-of-year/hour-of-day field at each valid time (the ACC reference);
+    ``context`` (run name, checkpoint, split, ...) is stored alongside the numbers.
+    """
+    if len(lead_hours) != truth.shape[1]:
+        raise MegageoError(f"{len(lead_hours)} lead times given for {truth.shape[1]} forecast steps")
+    return {
+        "lead_hours": [float(hours) for hours in lead_hours],
+        "n_samples": int(truth.shape[0]),
+        "context": dict(context),
+        "definitions": DEFINITIONS,
+        "forecasts": {name: metrics_per_lead(forecast, truth, climatology, lat) for name, forecast in forecasts.items()},
+    }
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """One row per lead time and forecast, followed by the metric definitions."""
+    titles = [title for title, _ in COLUMNS.values()]
+    lines = [
+        f"Scores over {report['n_samples']} samples.",
+        "",
+        "| Lead (h) | Forecast | " + " | ".join(titles) + " |",
+        "|---:|:---|" + "---:|" * len(titles),
+    ]
+    for lead, hours in enumerate(report["lead_hours"]):
+        for name, scores in report["forecasts"].items():
+            cells = [fmt.format(scores[metric][lead]) for metric, (_, fmt) in COLUMNS.items()]
+            lines.append(f"| {hours:g} | {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.extend(f"- **{COLUMNS[metric][0]}**: {report['definitions'][metric]}" for metric in METRIC_NAMES)
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Mapping[str, Any], directory: str | os.PathLike, stem: str = "eval") -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` into ``directory``; returns their paths."""
+    json_path, markdown_path = Path(directory) / f"{stem}.json", Path(directory) / f"{stem}.md"
+    for path, text in ((json_path, json.dumps(report, indent=2, allow_nan=False) + "\n"),
+                       (markdown_path, report_markdown(report))):
+        with atomic_path(path) as temporary:
+            temporary.write_text(text)
+    return json_path, markdown_path

@@ -1,0 +1,27 @@
+"""Sequence-mixer kernels: fla's chunk ops (and mamba-ssm's SSD scan) on CUDA, megageo's own chunked PyTorch
+kernels everywhere else.
+
+Conventions shared by every recurrent op, so megageo's CPU code is a drop-in backend for fla:
+- layout `[B, T, H, D]` (time-major inside the batch); per-head gates and betas `[B, T, H]`;
+- `scale` multiplies the queries and defaults to `K ** -0.5`;
+- `initial_state` is the `[B, H, K, V]` state before step 0 and, with `output_final_state=True`, the float32 state
+  after the last step is returned next to the outputs `o`, so a sequence can be processed in pieces (context
+  parallelism, incremental inference);
+- the CPU kernels compute in float32 and return `o` in the dtype of `v`.
+"""
+
+from megageo.ops.attention import causal_attention
+from megageo.ops.delta_rule import chunk_delta_rule
+from megageo.ops.gated_delta_rule import chunk_gated_delta_rule
+from megageo.ops.gla import chunk_gla
+from megageo.ops.kda import chunk_kda
+from megageo.ops.ssd import mamba_chunk_scan_combined
+
+__all__ = [
+    "causal_attention",
+    "chunk_delta_rule",
+    "chunk_gated_delta_rule",
+    "chunk_gla",
+    "chunk_kda",
+    "mamba_chunk_scan_combined",
+]

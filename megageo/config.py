@@ -1,0 +1,252 @@
+"""Configuration: YAML files with `section.key=value` overrides, resolved into typed dataclasses.
+
+Every key is checked against its dataclass before any work starts, so a typo or a wrong type fails with
+one line naming the key. Mixer settings are a registered choice (levanter-style): each mixer module
+registers its own `MixerConfig` subclass under its name, and `model.mixer.type` picks one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from megageo.errors import MegageoError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "tiny" / "gla.yaml"
+
+
+@dataclass
+class MixerConfig:
+    """Base of the per-mixer settings; subclasses register under the name used in `model.mixer.type`."""
+
+    registry: ClassVar[dict[str, type[MixerConfig]]] = {}
+    type: ClassVar[str] = ""
+
+    has_mlp: ClassVar[bool] = True
+    """Mamba2 blocks are mixer-only (as in fla's Mamba2 model); every other mixer is followed by a SwiGLU."""
+
+    num_heads: int = 4
+
+    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
+        """Mixer-specific shape checks, raising MegageoError; `num_heads` vs TP is checked for every mixer."""
+
+    @classmethod
+    def register(cls, name: str):
+        def decorate(subclass: type[MixerConfig]) -> type[MixerConfig]:
+            subclass.type = name
+            cls.registry[name] = subclass
+            return subclass
+
+        return decorate
+
+
+@dataclass
+class DataConfig:
+    store: str = "demo_out/data/store.h5"
+    t_in: int = 8
+    t_out: int = 1
+    stride: int = 1
+
+
+@dataclass
+class ModelConfig:
+    mixer: MixerConfig = field(default_factory=MixerConfig)
+    num_layers: int = 2
+    hidden_size: int = 64
+    ffn_hidden_size: int = 0
+    """SwiGLU width; 0 means fla's rule (8/3 · hidden rounded up to 256). Mixers that have no MLP ignore it."""
+    norm_eps: float = 1e-6
+    init_std: float = 0.02
+
+
+@dataclass
+class ParallelConfig:
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    sequence_parallel: bool = False
+    zero_stage: int = 0
+    activation_checkpointing: bool = False
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/default"
+    steps: int = 100
+    global_batch_size: int = 16
+    micro_batch_size: int = 16
+    lr: float = 3e-4
+    min_lr: float = 0.0
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-15
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    """bf16 on CUDA, fp32 on CPU unless set to `fp32` or `bf16` explicitly."""
+    seed: int = 1234
+    log_every: int = 1
+    eval_every: int = 20
+    eval_samples: int = 64
+    save_every: int = 0
+    keep_last: int = 2
+
+
+@dataclass
+class EvalConfig:
+    rollout_steps: int = 0
+    """Extra autoregressive steps beyond `data.t_out` (feeding predictions back)."""
+    batch_size: int = 32
+    map_sample: int = 0
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        resolved = dataclasses.asdict(self)
+        resolved["model"]["mixer"] = {"type": self.model.mixer.type, **resolved["model"]["mixer"]}
+        return resolved
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (the embedded tiny GLA when `path` is None), apply `key=value` overrides, validate."""
+    importlib.import_module("megageo.model.mixers")  # mixer modules register their configs on import
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise MegageoError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise MegageoError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise MegageoError(f"config file {path} must hold a mapping of sections, not {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    config = _build(Config, raw, "")
+    validate(config)
+    return config
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in the nested mapping; the value is parsed as YAML (so `3e-4`, `true`, `[1,2]` work)."""
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise MegageoError(f"override {override!r} must look like section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise MegageoError(f"override {override!r}: {part!r} is a value, not a section")
+    node[leaf] = yaml.safe_load(text)
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise MegageoError(f"config key {prefix.rstrip('.') or '<root>'} must be a mapping")
+    if cls is MixerConfig:
+        cls = _mixer_class(raw, prefix)
+        raw = {key: value for key, value in raw.items() if key != "type"}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise MegageoError(
+            f"unknown config key {prefix}{unknown[0]} (valid keys in {prefix.rstrip('.') or 'the root'}: "
+            f"{', '.join(fields)})"
+        )
+    values = {name: _coerce(hints[name], raw[name], f"{prefix}{name}") for name in raw}
+    for name, spec in fields.items():
+        if name not in values and dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], {}, f"{prefix}{name}.")
+    return cls(**values)
+
+
+def _mixer_class(raw: dict[str, Any], prefix: str) -> type[MixerConfig]:
+    name = raw.get("type")
+    if name not in MixerConfig.registry:
+        choices = ", ".join(sorted(MixerConfig.registry))
+        raise MegageoError(f"config key {prefix}type must name a mixer ({choices}), got {name!r}")
+    return MixerConfig.registry[name]
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(option for option in options if option is not type(None))
+        origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise MegageoError(f"config key {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return [_coerce(item, element, key) for element in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise MegageoError(f"config key {key} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def validate(config: Config) -> None:
+    """Check relations between keys that no single field's type can express."""
+    model, parallel, train, data = config.model, config.parallel, config.train, config.data
+    positive = {
+        "data.t_in": data.t_in, "data.t_out": data.t_out, "data.stride": data.stride,
+        "model.num_layers": model.num_layers, "model.hidden_size": model.hidden_size,
+        "model.mixer.num_heads": model.mixer.num_heads, "parallel.tensor_parallel": parallel.tensor_parallel,
+        "parallel.pipeline_parallel": parallel.pipeline_parallel, "train.steps": train.steps,
+        "train.global_batch_size": train.global_batch_size, "train.micro_batch_size": train.micro_batch_size,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise MegageoError(f"config key {key} must be at least 1, got {value}")
+    if model.mixer.num_heads % parallel.tensor_parallel:
+        raise MegageoError(
+            f"model.mixer.num_heads={model.mixer.num_heads} is not divisible by "
+            f"parallel.tensor_parallel={parallel.tensor_parallel}: each TP rank must own whole heads"
+        )
+    if model.num_layers < parallel.pipeline_parallel:
+        raise MegageoError(
+            f"model.num_layers={model.num_layers} is fewer than parallel.pipeline_parallel="
+            f"{parallel.pipeline_parallel}: every pipeline stage needs at least one block"
+        )
+    if parallel.zero_stage not in (0, 1, 2, 3):
+        raise MegageoError(f"config key parallel.zero_stage must be 0, 1, 2 or 3, got {parallel.zero_stage}")
+    if parallel.pipeline_parallel > 1 and parallel.zero_stage > 1:
+        raise MegageoError(
+            f"parallel.zero_stage={parallel.zero_stage} cannot be combined with pipeline_parallel="
+            f"{parallel.pipeline_parallel}: DeepSpeed's pipeline engine supports ZeRO stage 0 or 1 only"
+        )
+    if parallel.sequence_parallel and parallel.tensor_parallel == 1:
+        raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
+    if train.precision not in ("auto", "fp32", "bf16"):
+        raise MegageoError(f"config key train.precision must be auto, fp32 or bf16, got {train.precision!r}")
+    if train.global_batch_size % train.micro_batch_size:
+        raise MegageoError(
+            f"train.global_batch_size={train.global_batch_size} is not a multiple of "
+            f"train.micro_batch_size={train.micro_batch_size}"
+        )
+    config.model.mixer.validate(model.hidden_size, parallel.tensor_parallel)
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

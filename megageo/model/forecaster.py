@@ -1,0 +1,83 @@
+"""The seed paper's unified forecaster (§3.2, Fig. 1): frames → input projection → L blocks → head on the last step.
+
+It is written as three stages (`InputProjection`, `Block`s, `ForecastHead`) so a pipeline engine can place them
+on different ranks; `Forecaster` chains them for the non-pipelined case.
+"""
+
+from __future__ import annotations
+
+import torch
+from megatron.core.tensor_parallel import mappings
+
+from megageo.config import ModelConfig
+from megageo.errors import MegageoError
+from megageo.model.block import Block
+from megageo.model.norm import RMSNorm
+from megageo.model.parallel_layers import TensorParallelContext, column_linear, reduce_partial_grad, row_linear
+from megageo.parallel.partition import constant, declare
+
+
+class InputProjection(torch.nn.Module):
+    """[B, T, C, H, W] → [T, B, hidden] (eq. 8). Row-parallel over the C·H·W features, so each TP rank holds a
+    slice of the largest matrix; under sequence parallel the output leaves already split along time."""
+
+    def __init__(self, frame_size: int, config: ModelConfig, ctx: TensorParallelContext):
+        super().__init__()
+        self.ctx = ctx
+        self.proj = row_linear(frame_size, config.hidden_size, ctx, std=config.init_std)
+        self.bias = torch.nn.Parameter(torch.empty(config.hidden_size, dtype=ctx.params_dtype))
+        declare(self.bias, constant(0.0))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.flatten(2).transpose(0, 1).contiguous()
+        if self.ctx.tp > 1:
+            x = mappings.scatter_to_tensor_model_parallel_region(x)
+        bias = reduce_partial_grad(self.bias, self.ctx) if self.ctx.sequence_parallel else self.bias
+        return self.proj(x)[0] + bias
+
+
+class ForecastHead(torch.nn.Module):
+    """Final norm, then the last position's hidden state → T_out frames (eq. 10)."""
+
+    def __init__(self, frame_shape: tuple[int, int, int], t_out: int, config: ModelConfig, ctx: TensorParallelContext):
+        super().__init__()
+        self.ctx, self.frame_shape, self.t_out = ctx, frame_shape, t_out
+        self.norm = RMSNorm(config.hidden_size, ctx, config.norm_eps)
+        frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
+        self.proj = column_linear(config.hidden_size, (t_out * frame_size,), ctx, bias=True, gather_output=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x)
+        if self.ctx.sequence_parallel:
+            x = mappings.gather_from_sequence_parallel_region(x, tensor_parallel_output_grad=False)
+        out = self.proj(x[-1])[0]
+        return out.view(out.shape[0], self.t_out, *self.frame_shape)
+
+
+class Forecaster(torch.nn.Module):
+    def __init__(self, config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext):
+        super().__init__()
+        check_shapes(config, frame_shape, ctx)
+        self.input = InputProjection(frame_shape[0] * frame_shape[1] * frame_shape[2], config, ctx)
+        self.blocks = torch.nn.ModuleList(Block(config, ctx) for _ in range(config.num_layers))
+        self.head = ForecastHead(frame_shape, t_out, config, ctx)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: [B, T_in, C, H, W] normalised → [B, T_out, C, H, W] normalised."""
+        x = self.input(frames)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def check_shapes(config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> None:
+    frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
+    if frame_size % ctx.tp:
+        raise MegageoError(
+            f"a frame of {frame_size} values (C·H·W = {frame_shape}) cannot be split across {ctx.tp} tensor-parallel ranks"
+        )
+
+
+def forecast_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE on normalised fields (eq. 11), accumulated in fp32."""
+    return torch.nn.functional.mse_loss(prediction.float(), target.float())

@@ -1,0 +1,42 @@
+"""DeltaNet (Schlag et al., 2021; Yang et al., 2024): S_t = S_{t-1} + β_t k_t (v_t − S_{t-1}ᵀ k_t)ᵀ.
+Follows fla's `DeltaNet` layer: SiLU short convs on q/k/v, l2-normalised q/k, sigmoid β."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from megageo.config import MixerConfig
+from megageo.errors import MegageoError
+from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
+from megageo.model.registry import register_mixer
+from megageo.ops import chunk_delta_rule
+
+
+@dataclass
+class DeltaNetConfig(MixerConfig):
+    num_heads: int = 8
+    head_dim: int = 128
+    use_output_gate: bool = False
+    use_short_conv: bool = True
+    conv_size: int = 4
+
+    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
+        if self.head_dim < 1:
+            raise MegageoError(f"model.mixer.head_dim must be at least 1, got {self.head_dim}")
+
+
+@register_mixer("deltanet", DeltaNetConfig)
+class DeltaNet(LinearAttentionMixer):
+    def projection_segments(self) -> dict[str, int]:
+        width = self.config.num_heads * self.config.head_dim
+        segments = {"q": width, "k": width, "v": width, "beta": self.config.num_heads}
+        if self.config.use_output_gate:
+            segments["gate"] = width
+        return segments
+
+    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        q, k = (l2_normalize(heads(parts[name], self.config.head_dim)) for name in ("q", "k"))
+        o, _ = chunk_delta_rule(q, k, heads(parts["v"], self.config.head_dim), parts["beta"].sigmoid())
+        return o

@@ -1,0 +1,46 @@
+"""Gated DeltaNet (Yang et al., 2025): S_t = α_t (I − β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ with a scalar per-head
+decay α_t = exp(g_t). Follows fla's `GatedDeltaNet` layer (and Megatron-core's `GatedDeltaNet` for sharding)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from megageo.config import MixerConfig
+from megageo.errors import MegageoError
+from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
+from megageo.model.mixers.decay import LogDecay
+from megageo.model.registry import register_mixer
+from megageo.ops import chunk_gated_delta_rule
+
+
+@dataclass
+class GatedDeltaNetConfig(MixerConfig):
+    num_heads: int = 6
+    head_dim: int = 256
+    expand_v: float = 1.0
+    use_short_conv: bool = True
+    conv_size: int = 4
+
+    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
+        if self.head_dim * self.expand_v != int(self.head_dim * self.expand_v):
+            raise MegageoError(f"model.mixer.head_dim·expand_v must be an integer, got {self.head_dim * self.expand_v}")
+
+
+@register_mixer("gated_deltanet", GatedDeltaNetConfig)
+class GatedDeltaNet(LinearAttentionMixer):
+    def __init__(self, config: GatedDeltaNetConfig, hidden_size: int, ctx, eps: float):
+        super().__init__(config, hidden_size, ctx, eps)
+        self.decay = LogDecay(config.num_heads, config.num_heads, ctx)
+
+    def projection_segments(self) -> dict[str, int]:
+        heads_, key_width = self.config.num_heads, self.config.num_heads * self.config.head_dim
+        value_width = int(key_width * self.config.expand_v)
+        return {"q": key_width, "k": key_width, "v": value_width, "gate": value_width, "a": heads_, "beta": heads_}
+
+    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        q, k = (l2_normalize(heads(parts[name], self.config.head_dim)) for name in ("q", "k"))
+        v = heads(parts["v"], self.head_v_dim)
+        o, _ = chunk_gated_delta_rule(q, k, v, self.decay(parts["a"]), parts["beta"].sigmoid())
+        return o

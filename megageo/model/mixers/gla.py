@@ -1,0 +1,59 @@
+"""Gated Linear Attention (Yang et al., 2024): S_t = Diag(α_t) S_{t-1} + k_t v_tᵀ, with a low-rank data-dependent
+per-channel forget gate. Projections and gates follow fla's `GatedLinearAttention` layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from megageo.config import MixerConfig
+from megageo.errors import MegageoError
+from megageo.model.mixers.base import LinearAttentionMixer, heads
+from megageo.model.parallel_layers import column_linear, replicated_linear
+from megageo.model.registry import register_mixer
+from megageo.ops import chunk_gla
+
+
+@dataclass
+class GLAConfig(MixerConfig):
+    num_heads: int = 4
+    expand_k: float = 0.5
+    expand_v: float = 1.0
+    gate_low_rank_dim: int = 16
+    gate_logit_normalizer: float = 16.0
+    use_short_conv: bool = False
+    conv_size: int = 4
+
+    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
+        for name, expand in (("expand_k", self.expand_k), ("expand_v", self.expand_v)):
+            width = hidden_size * expand
+            if width != int(width) or int(width) % self.num_heads:
+                raise MegageoError(
+                    f"model.mixer.{name}={expand} gives width {width}, not a multiple of num_heads={self.num_heads}"
+                )
+
+
+@register_mixer("gla", GLAConfig)
+class GatedLinearAttention(LinearAttentionMixer):
+    silu_without_conv = False
+
+    def __init__(self, config: GLAConfig, hidden_size: int, ctx, eps: float):
+        super().__init__(config, hidden_size, ctx, eps)
+        key_dim = self.segments["k"]
+        self.forget_down = replicated_linear(hidden_size, config.gate_low_rank_dim, ctx)
+        self.forget_up = column_linear(config.gate_low_rank_dim, (key_dim,), ctx, bias=True)
+
+    def projection_segments(self) -> dict[str, int]:
+        key_dim = int(self.hidden_size * self.config.expand_k)
+        value_dim = int(self.hidden_size * self.config.expand_v)
+        return {"q": key_dim, "k": key_dim, "v": value_dim, "gate": value_dim}
+
+    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        head_k_dim = self.segments["k"] // self.config.num_heads
+        forget = self.forget_up(self.forget_down(x))[0]
+        log_forget = F.logsigmoid(forget.float()) / self.config.gate_logit_normalizer
+        q, k, g = (heads(t, head_k_dim) for t in (parts["q"], parts["k"], log_forget))
+        o, _ = chunk_gla(q, k, heads(parts["v"], self.head_v_dim), g)
+        return o

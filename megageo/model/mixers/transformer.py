@@ -1,0 +1,40 @@
+"""Softmax attention with rotary positions: the quadratic baseline the linear mixers are measured against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from megageo.config import MixerConfig
+from megageo.errors import MegageoError
+from megageo.model.mixers.base import TensorParallelMixer, heads
+from megageo.model.registry import register_mixer
+from megageo.model.rope import apply_rope
+from megageo.ops import causal_attention
+
+
+@dataclass
+class TransformerConfig(MixerConfig):
+    num_heads: int = 16
+    head_dim: int = 64
+    rope_base: float = 10000.0
+
+    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
+        if self.head_dim % 2:
+            raise MegageoError(f"model.mixer.head_dim must be even for rotary embeddings, got {self.head_dim}")
+
+
+@register_mixer("transformer", TransformerConfig)
+class Attention(TensorParallelMixer):
+    def projection_segments(self) -> dict[str, int]:
+        width = self.config.num_heads * self.config.head_dim
+        return {"q": width, "k": width, "v": width}
+
+    def output_width(self) -> int:
+        return self.segments["v"]
+
+    def mix(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (heads(parts[name], self.config.head_dim) for name in ("q", "k", "v"))
+        q, k = (apply_rope(t, self.config.rope_base) for t in (q, k))
+        return causal_attention(q, k, v).flatten(-2)

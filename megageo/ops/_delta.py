@@ -34,7 +34,7 @@ def chunk_gated_delta_rule_any_gate(
     `q`, `k`: `[B, T, H, K]`; `v`: `[B, T, H, V]`; `beta`: `[B, T, H]`; `g`: log decays `[B, T, H, K]` or
     `[B, T, H, 1]`. `scale` defaults to `K ** -0.5`, as in fla.
     """
-    length, key_dim = q.shape[1], q.shape[-1]
+    output_dtype, length, key_dim = v.dtype, q.shape[1], q.shape[-1]
     if use_qk_l2norm_in_kernel:
         q, k = l2_normalize(q), l2_normalize(k)
     q, k, v, g, beta = (split_chunks(x) for x in (q, k, v, g, beta.unsqueeze(-1)))
@@ -56,7 +56,7 @@ def chunk_gated_delta_rule_any_gate(
         state = state * decay + k_n @ value
     o = (q * g.exp()) @ torch.stack(states_before, dim=2) + intra_chunk_scores @ torch.stack(corrected_values, dim=2)
 
-    return merge_chunks(o, length).to(v.dtype), state if output_final_state else None
+    return merge_chunks(o, length).to(output_dtype), state if output_final_state else None
 
 
 def _ut_transform(

@@ -26,7 +26,7 @@ def chunk_gated_linear_attention(
 
     `q`, `k`: `[B, T, H, K]`; `v`: `[B, T, H, V]`; `g`: log decays, `[B, T, H, K]` or `[B, T, H, 1]` (shared).
     """
-    length = q.shape[1]
+    output_dtype, length = v.dtype, q.shape[1]
     q, k, v, g = (split_chunks(x, chunk_size) for x in (q, k, v, g))
     g = g.cumsum(-2)
     g_last = g[..., -1:, :]
@@ -43,4 +43,4 @@ def chunk_gated_linear_attention(
     inter_chunk = (q * g.exp()) @ torch.stack(states_before, dim=2)
 
     o = merge_chunks(scale * (intra_chunk + inter_chunk), length)
-    return o.to(v.dtype), state if output_final_state else None
+    return o.to(output_dtype), state if output_final_state else None

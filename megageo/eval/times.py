@@ -11,10 +11,15 @@ NCEP_TIME_UNITS = "hours since 1800-01-01 00:00:00"
 
 
 def to_datetime64(times: Any) -> np.ndarray:
-    """datetime64[s] from datetime64 of any unit or from numbers of hours since 1800-01-01 (NCEP's ``time``)."""
+    """datetime64[s] from datetime64 of any unit, from numbers of hours since 1800-01-01 (NCEP's ``time``),
+    or from datetime-like objects (``datetime.datetime``, or the cftime dates the data store hands out)."""
     times = np.asarray(times)
     if np.issubdtype(times.dtype, np.datetime64):
         return times.astype("datetime64[s]")
+    if times.dtype == object:
+        stamps = [f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+                  for t in times.ravel()]
+        return np.array(stamps, dtype="datetime64[s]").reshape(times.shape)
     seconds = np.rint(times.astype(np.float64) * 3600).astype(np.int64)
     return NCEP_EPOCH + seconds.astype("timedelta64[s]")
 

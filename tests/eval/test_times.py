@@ -1,5 +1,8 @@
 """NCEP's time axis (hours since 1800-01-01) and the calendar parts the climatology bins on."""
 
+from datetime import datetime
+
+import cftime
 import numpy as np
 
 from megageo.eval.times import day_of_year, hour_of_day, hours_since_1800, to_datetime64, valid_times
@@ -24,3 +27,9 @@ def test_valid_times_pair_every_initialisation_with_every_lead():
     expected = np.array([["2001-01-01T06", "2001-01-02T00"], ["2001-01-01T12", "2001-01-02T06"]],
                         dtype="datetime64[s]")
     np.testing.assert_array_equal(valid, expected)
+
+
+def test_datetime_objects_from_python_and_cftime_convert_alike():
+    objects = np.array([[datetime(1948, 1, 1, 18), cftime.DatetimeGregorian(2004, 2, 29, 6)]], dtype=object)
+    expected = np.array([["1948-01-01T18", "2004-02-29T06"]], dtype="datetime64[s]")
+    np.testing.assert_array_equal(to_datetime64(objects), expected)

@@ -12,6 +12,8 @@ import numpy as np
 
 from megageo.errors import MegageoError
 from megageo.eval.atomic import atomic_path
+from megageo.eval.baselines import baseline_forecasts
+from megageo.eval.climatology import Climatology
 from megageo.eval.metrics import METRIC_NAMES, metrics_per_lead
 
 COLUMNS = {
@@ -48,6 +50,19 @@ def build_report(truth: np.ndarray, forecasts: Mapping[str, np.ndarray], climato
         "definitions": DEFINITIONS,
         "forecasts": {name: metrics_per_lead(forecast, truth, climatology, lat) for name, forecast in forecasts.items()},
     }
+
+
+def evaluate_against_baselines(inputs: np.ndarray, truth: np.ndarray, model_forecasts: Mapping[str, np.ndarray],
+                               climatology: Climatology, valid_times: Any, lat: Any, lead_hours: Sequence[float],
+                               **context: Any) -> dict[str, Any]:
+    """Report for models and the three baselines on the same samples, all in metres.
+
+    ``inputs`` ``[N, T_in, C, H, W]`` feed persistence, ``valid_times`` ``[N, T_out]`` select the
+    climatology. Eq. 13 RMSE and the paper's ACC depend on which samples form the batch, so, as in the
+    paper, evaluate a fixed set of samples (it used 256) in one call.
+    """
+    forecasts = {**model_forecasts, **baseline_forecasts(inputs, truth, climatology, valid_times)}
+    return build_report(truth, forecasts, climatology.lookup(valid_times), lat, lead_hours, **context)
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:

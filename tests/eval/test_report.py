@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from megageo.errors import MegageoError
-from megageo.eval.report import build_report, report_markdown, write_report
+from megageo.eval.baselines import BATCH_MEAN, CLIMATOLOGY, PERSISTENCE
+from megageo.eval.climatology import Climatology
+from megageo.eval.report import build_report, evaluate_against_baselines, report_markdown, write_report
+from megageo.eval.times import valid_times
 
 LAT = [90, 0, -90]
 
@@ -51,3 +54,20 @@ def test_lead_hours_must_match_the_forecast_steps():
     truth = np.zeros((1, 2, 1, 3, 2))
     with pytest.raises(MegageoError):
         build_report(truth, {}, truth, LAT, [6])
+
+
+def test_evaluation_scores_models_next_to_all_baselines():
+    # A climatology that is 5000 m everywhere; the truth is 5000 m plus 10 m times the sample number.
+    train_times = np.datetime64("2001-01-01T00", "h") + np.arange(4 * 366) * np.timedelta64(6, "h")
+    climatology = Climatology.fit(np.full((len(train_times), 1, 3, 2), 5000.0), train_times)
+    truth = 5000 + 10 * np.arange(1.0, 4.0).reshape(3, 1, 1, 1, 1) * np.ones((3, 2, 1, 3, 2))
+    inputs = np.concatenate([np.zeros_like(truth), truth[:, :1]], axis=1)
+    init = np.datetime64("2002-06-01T00", "h") + np.arange(3) * np.timedelta64(6, "h")
+    report = evaluate_against_baselines(inputs, truth, {"model": truth + 1}, climatology,
+                                        valid_times(init, [6, 12]), LAT, [6, 12])
+    scores = report["forecasts"]
+    assert list(scores) == ["model", PERSISTENCE, CLIMATOLOGY, BATCH_MEAN]
+    assert scores[PERSISTENCE]["rmse"] == [0.0, 0.0]  # the truth does not change with lead
+    assert scores[CLIMATOLOGY]["lat_weighted_rmse"] == [pytest.approx(20.0, rel=1e-12)] * 2  # mean of 10, 20, 30
+    assert scores[CLIMATOLOGY]["acc"] == [0.0, 0.0]
+    assert scores["model"]["acc"] == [pytest.approx(1.0, rel=1e-12)] * 2

@@ -27,7 +27,8 @@ DEFAULT_CONFIG = CONFIG_DIR / "tiny" / "gla.yaml"
 class MixerConfig:
     """Base of the per-mixer settings; subclasses register under the name used in `model.mixer.type`."""
 
-    registry: ClassVar[dict[str, type[MixerConfig]]] = {}
+    registry: ClassVar[dict[str, Any]] = {}
+    """Mixer name → its config class (a plain annotation: `type` below shadows the builtin here)."""
     type: ClassVar[str] = ""
 
     has_mlp: ClassVar[bool] = True
@@ -125,7 +126,16 @@ class Config:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config (the embedded tiny GLA when `path` is None), apply `key=value` overrides, validate."""
     importlib.import_module("megageo.model.mixers")  # mixer modules register their configs on import
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = read_yaml(Path(path) if path is not None else DEFAULT_CONFIG)
+    for override in overrides:
+        apply_override(raw, override)
+    config = _build(Config, raw, "")
+    validate(config)
+    return config
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one config file; a top-level `base: other.yaml` (relative to this file) is read first and updated."""
     if not path.is_file():
         raise MegageoError(f"config file not found: {path}")
     try:
@@ -134,11 +144,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         raise MegageoError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise MegageoError(f"config file {path} must hold a mapping of sections, not {type(raw).__name__}")
-    for override in overrides:
-        apply_override(raw, override)
-    config = _build(Config, raw, "")
-    validate(config)
-    return config
+    base = raw.pop("base", None)
+    return _merge(read_yaml(path.parent / base), raw) if base else raw
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both_mappings else value
+    return merged
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:

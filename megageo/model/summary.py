@@ -1,0 +1,66 @@
+"""Parameter counts by part and FLOPs per token of a forecaster configuration (`megageo model summary`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParallelLinear
+
+from megageo.config import ModelConfig
+from megageo.model.conv import ShortConvolution
+from megageo.model.flops import forward_flops_per_token
+from megageo.model.forecaster import Forecaster
+from megageo.model.parallel_layers import TensorParallelContext
+
+PARTS = {"input": "input projection", "backbone": "backbone", "head": "head"}
+LINEAR_TYPES = (ColumnParallelLinear, RowParallelLinear, torch.nn.Linear)
+
+
+@dataclass
+class ModelSummary:
+    params: dict[str, int]
+    matmul_params: dict[str, int]
+    conv_channels: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.params.values())
+
+    def flops_per_token(self, config: ModelConfig, seq_len: int) -> float:
+        return forward_flops_per_token(config, self.matmul_params, self.conv_channels, seq_len)
+
+
+def _part(name: str) -> str:
+    return {"input": "input", "blocks": "backbone", "head": "head"}[name.split(".", 1)[0]]
+
+
+def summarize(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int) -> ModelSummary:
+    """Count the unsharded model (built at TP=1 without initialising its weights)."""
+    ctx = TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=config.init_std,
+                                num_layers=config.num_layers)
+    model = Forecaster(config, frame_shape, t_out, ctx)
+    params = dict.fromkeys(PARTS, 0)
+    for name, param in model.named_parameters():
+        params[_part(name)] += param.numel()
+    matmul = dict.fromkeys(PARTS, 0)
+    conv_channels = 0
+    for name, module in model.named_modules():
+        if isinstance(module, LINEAR_TYPES):
+            matmul[_part(name)] += module.weight.numel()
+        elif isinstance(module, ShortConvolution):
+            conv_channels += module.weight.shape[0]
+    return ModelSummary(params, matmul, conv_channels)
+
+
+def format_summary(config: ModelConfig, summary: ModelSummary, seq_lens: list[int]) -> str:
+    lines = [f"mixer {config.mixer.type}: {config.num_layers} layers, hidden {config.hidden_size}, "
+             f"{config.mixer.num_heads} heads"]
+    for key, label in PARTS.items():
+        lines.append(f"  {label:<18}{summary.params[key]:>14,d} parameters")
+    lines.append(f"  {'total':<18}{summary.total:>14,d} parameters ({summary.total / 1e6:.1f} M)")
+    for seq_len in seq_lens:
+        forward = summary.flops_per_token(config, seq_len)
+        lines.append(f"  seq {seq_len:>7,d}: {forward / 1e9:8.3f} GFLOP/token forward, "
+                     f"{3 * forward / 1e9:8.3f} GFLOP/token training")
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""Parameter counts and FLOPs against counts done by hand from the architecture (seed paper Table 2, eq. 8–10)."""
+
+from __future__ import annotations
+
+import pytest
+
+from megageo.config import CONFIG_DIR, load_config
+
+NCEP_FRAME = (1, 73, 144)
+FRAME_SIZE = 73 * 144
+MIXERS = ["transformer", "gla", "deltanet", "gated_deltanet", "kda", "mamba2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_process_group():
+    from megageo.parallel import groups
+
+    groups.initialize_single_process()
+
+
+def summary_of(path, t_out: int | None = None):
+    from megageo.model.summary import summarize
+
+    config = load_config(path, [f"data.t_out={t_out}"] if t_out else [])
+    return config, summarize(config.model, NCEP_FRAME, config.data.t_out)
+
+
+def test_transformer_340m_counts_by_hand() -> None:
+    _, summary = summary_of(CONFIG_DIR / "340m" / "transformer.yaml", t_out=4)
+    hidden, ffn, layers = 1024, 2816, 24  # fla's SwiGLU width: 8/3 · 1024 rounded up to 256
+    per_layer = 4 * hidden * hidden + 3 * hidden * ffn + 2 * hidden  # qkv + out, gate/up/down, two norms
+    assert summary.params == {
+        "input": FRAME_SIZE * hidden + hidden,
+        "backbone": layers * per_layer,
+        "head": hidden + hidden * 4 * FRAME_SIZE + 4 * FRAME_SIZE,
+    }
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_table2_configs_are_340m_within_ten_percent(mixer: str) -> None:
+    _, summary = summary_of(CONFIG_DIR / "340m" / f"{mixer}.yaml")
+    assert 306e6 <= summary.total <= 374e6, f"{mixer}: {summary.total / 1e6:.1f}M"
+
+
+def test_transformer_flops_per_token_by_hand() -> None:
+    config, summary = summary_of(CONFIG_DIR / "tiny" / "transformer.yaml")
+    hidden, heads, head_dim, ffn, layers, seq = 64, 4, 16, 256, 2, 8
+    t_out = config.data.t_out
+    dense = 2 * (FRAME_SIZE * hidden + layers * (4 * hidden * heads * head_dim + 3 * hidden * ffn))
+    head = 2 * hidden * t_out * FRAME_SIZE / seq
+    attention = layers * heads * 2 * seq * head_dim
+    assert summary.flops_per_token(config.model, seq) == pytest.approx(dense + head + attention, rel=1e-12)

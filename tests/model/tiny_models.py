@@ -1,0 +1,23 @@
+"""Tiny forecaster settings shared by the model tests: every mixer, small enough for 2 CPU ranks."""
+
+from __future__ import annotations
+
+from megageo.config import MixerConfig, ModelConfig
+
+FRAME = (1, 8, 16)
+T_IN, T_OUT, BATCH = 8, 2, 2
+
+MIXER_SETTINGS = {
+    "transformer": dict(num_heads=4, head_dim=8),
+    "gla": dict(num_heads=4, use_short_conv=True),
+    "deltanet": dict(num_heads=4, head_dim=8, use_output_gate=True),
+    "gated_deltanet": dict(num_heads=4, head_dim=8),
+    "kda": dict(num_heads=4, head_dim=8),
+    "mamba2": dict(num_heads=4, head_dim=16, state_size=8, n_groups=2),
+}
+
+
+def tiny_model_config(mixer: str) -> ModelConfig:
+    import megageo.model.mixers  # noqa: F401  (registers the mixers)
+
+    return ModelConfig(mixer=MixerConfig.registry[mixer](**MIXER_SETTINGS[mixer]), num_layers=2, hidden_size=32)

@@ -35,18 +35,22 @@ class Climatology:
 
     @classmethod
     def fit(cls, frames: Any, times: Any, half_window_days: int = 15) -> Climatology:
-        """Accumulate ``frames`` ``[T, C, H, W]`` (a numpy array or an h5py dataset, read in chunks)
-        valid at ``times`` ``[T]`` (datetime64 or hours since 1800-01-01)."""
+        """Accumulate the first ``len(times)`` of ``frames`` ``[T, C, H, W]``, valid at ``times``.
+
+        ``frames`` may be an h5py dataset: it is read in chunks, so the store's whole ``frames`` can be
+        passed with the times of its (leading, chronological) training split. ``times`` are datetime64,
+        datetime-like objects or hours since 1800-01-01.
+        """
         if not 0 <= half_window_days < DAYS // 2:
             raise MegageoError(f"half_window_days must be in [0, {DAYS // 2 - 1}], got {half_window_days}")
         days, hour_values = day_of_year(times), hour_of_day(times)
-        if days.ndim != 1 or len(days) != len(frames) or len(days) == 0:
+        if days.ndim != 1 or not 0 < len(days) <= len(frames):
             raise MegageoError(f"need one valid time per frame, got {days.shape} times for {len(frames)} frames")
         hours, hour_index = np.unique(hour_values, return_inverse=True)
         sums = np.zeros((DAYS, len(hours), *frames.shape[1:]), dtype=np.float64)
         counts = np.zeros((DAYS, len(hours)), dtype=np.int64)
         for start in range(0, len(days), CHUNK_FRAMES):
-            rows = slice(start, start + CHUNK_FRAMES)
+            rows = slice(start, min(start + CHUNK_FRAMES, len(days)))
             np.add.at(sums, (days[rows], hour_index[rows]), np.asarray(frames[rows], dtype=np.float64))
             np.add.at(counts, (days[rows], hour_index[rows]), 1)
         window_sums = _circular_window_sum(sums, half_window_days)

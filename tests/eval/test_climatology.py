@@ -72,11 +72,16 @@ def test_lookup_at_an_hour_the_training_split_never_saw_is_an_error():
         climatology.lookup(_times("2001-01-01T03"))
 
 
-def test_fit_rejects_a_window_wider_than_half_a_year_and_mismatched_times():
+def test_fit_reads_only_as_many_leading_frames_as_there_are_training_times():
+    climatology = Climatology.fit(_frames([1, 2, 100]), _times("2001-01-01T00", "2002-01-01T00"), half_window_days=0)
+    np.testing.assert_array_equal(climatology.lookup(_times("2003-01-01T00")), _frames([1.5]))
+
+
+def test_fit_rejects_a_window_wider_than_half_a_year_and_more_times_than_frames():
     with pytest.raises(MegageoError):
         Climatology.fit(_frames([1]), _times("2001-01-01T00"), half_window_days=183)
     with pytest.raises(MegageoError):
-        Climatology.fit(_frames([1, 2]), _times("2001-01-01T00"))
+        Climatology.fit(_frames([1]), _times("2001-01-01T00", "2001-01-01T06"))
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -1,0 +1,29 @@
+# The two commands a fresh clone needs (see README): `make demo` and `make test`.
+# Both install into a local virtualenv first. torch is the CPU wheel from the local disk; every other
+# package builds against it (--no-build-isolation) so pip never pulls a CUDA torch.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo_out
+
+.PHONY: install demo test
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py requirements-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-build-isolation -r requirements-cpu.txt
+	$(BIN)/pip install -q --no-deps torch-harmonics
+	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+demo: install
+	$(BIN)/megageo data synth --out $(DEMO_OUT)/data/netcdf --days 120 --seed 0
+	$(BIN)/megageo data build --src $(DEMO_OUT)/data/netcdf --out $(DEMO_OUT)/data/store.h5 --levels 500
+	$(BIN)/megageo data inspect $(DEMO_OUT)/data/store.h5
+	$(BIN)/megageo model summary --config configs/tiny/gla.yaml configs/tiny/transformer.yaml
+
+test: install
+	$(BIN)/python -m pytest -q

@@ -1,0 +1,198 @@
+"""`build_store`: netCDF files -> one HDF5 store, checked up front, streamed file by file, renamed atomically.
+
+Every file's metadata is checked (grid, levels, time order) before the store is created, so most bad inputs
+fail before anything is written; data errors found while streaming (NaN, fill values, truncation) delete the
+temporary file. The target path only ever holds a complete store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from megageo.data.ncep import TIME_UNITS, NcSource, iter_frames, scan
+from megageo.errors import MegageoError
+
+
+def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
+    """Files as given; a directory stands for the *.nc files inside it."""
+    paths = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found = sorted(source.glob("*.nc"))
+            if not found:
+                raise MegageoError(f"{source}: directory holds no .nc files")
+            paths += found
+        elif source.exists():
+            paths.append(source)
+        else:
+            raise MegageoError(f"{source}: no such file or directory")
+    if not paths:
+        raise MegageoError("no source files given")
+    return paths
+
+
+def _describe(source: NcSource, index: int) -> str:
+    import cftime
+
+    return f"{source.path.name} ({cftime.num2date(source.time[index], TIME_UNITS, source.calendar)})"
+
+
+def order_in_time(files: list[NcSource]) -> list[NcSource]:
+    """Files sorted by first time; raises on empty files, unsorted or repeated times within a file, overlaps
+    or duplicates between files, mixed calendars, and gaps between files.
+
+    A gap is a jump between files longer than 1.5 median steps, which catches a missing year of 6-hourly data
+    but accepts monthly means (28 to 31 days apart).
+    """
+    for source in files:
+        if source.time.size == 0:
+            raise MegageoError(f"{source.path}: no time steps")
+        steps = np.diff(source.time)
+        if np.any(steps <= 0):
+            i = int(np.argmax(steps <= 0)) + 1
+            raise MegageoError(f"{source.path}: time not increasing at index {i}: {_describe(source, i)}")
+    files = sorted(files, key=lambda source: source.time[0])
+    calendars = {source.calendar for source in files}
+    if len(calendars) > 1:
+        raise MegageoError(f"files mix calendars {sorted(calendars)}")
+    median_step = np.median(np.diff(np.concatenate([source.time for source in files]))) if len(files) > 1 else 0
+    for before, after in zip(files, files[1:]):
+        jump = after.time[0] - before.time[-1]
+        if jump <= 0:
+            raise MegageoError(
+                f"duplicate or overlapping times: {after.path.name} starts at {_describe(after, 0)}, "
+                f"{before.path.name} ends at {_describe(before, -1)}"
+            )
+        if jump > 1.5 * median_step:
+            raise MegageoError(
+                f"gap between {_describe(before, -1)} and {_describe(after, 0)}: {jump:g} h, "
+                f"expected about {median_step:g} h"
+            )
+    return files
+
+
+def check_grids(files: list[NcSource], levels: Sequence[float]) -> None:
+    """All files share the first one's grid and hold every requested level."""
+    first = files[0]
+    for source in files:
+        for name in ("lat", "lon"):
+            mine, theirs = getattr(source, name), getattr(first, name)
+            if mine.shape != theirs.shape or not np.allclose(mine, theirs, atol=1e-4):
+                raise MegageoError(
+                    f"{source.path.name}: {name} grid ({mine.size} points, {mine[0]:g}..{mine[-1]:g}) differs from "
+                    f"{first.path.name} ({theirs.size} points, {theirs[0]:g}..{theirs[-1]:g})"
+                )
+        for level in levels:
+            source.level_index(level)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Moments:
+    """Per-channel mean and variance accumulated block by block (Chan et al.'s parallel update), in float64,
+    so the statistics of a multi-year split never need the whole split in memory."""
+
+    def __init__(self, channels: int):
+        self.count = 0
+        self.mean = np.zeros(channels)
+        self.m2 = np.zeros(channels)
+
+    def add(self, block: np.ndarray) -> None:
+        values = block.astype(np.float64).transpose(1, 0, 2, 3).reshape(block.shape[1], -1)
+        n = values.shape[1]
+        if n == 0:
+            return
+        mean = values.mean(axis=1)
+        m2 = ((values - mean[:, None]) ** 2).sum(axis=1)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta**2 * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.count)
+
+
+def _write(h5, files: list[NcSource], levels: Sequence[float], train_end: int, progress: bool) -> Moments:
+    from tqdm import tqdm
+
+    total = sum(source.time.size for source in files)
+    first = files[0]
+    shape = (total, len(levels), first.lat.size, first.lon.size)
+    frames = h5.create_dataset("frames", shape=shape, dtype="float32", chunks=(1, *shape[1:]))
+    moments = Moments(len(levels))
+    start = 0
+    with tqdm(total=total, unit="frame", desc="build", disable=not progress) as bar:
+        for source in files:
+            for block in iter_frames(source, levels):
+                frames[start : start + len(block)] = block
+                moments.add(block[: max(0, train_end - start)])
+                start += len(block)
+                bar.update(len(block))
+    return moments
+
+
+def build_store(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    levels: Sequence[float] = (500,),
+    train_fraction: float = 0.9,
+    progress: bool = False,
+) -> Path:
+    """Build the HDF5 store at `out` from netCDF files (or directories of them); see megageo.data.store."""
+    import h5py
+
+    out = Path(out)
+    if not 0 < train_fraction <= 1:
+        raise MegageoError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    if not levels:
+        raise MegageoError("no levels requested")
+    if not out.parent.is_dir():
+        raise MegageoError(f"{out.parent}: output directory does not exist")
+    files = order_in_time([scan(path) for path in expand_sources(sources)])
+    check_grids(files, levels)
+    total = sum(source.time.size for source in files)
+    train_end = int(total * train_fraction)
+    if train_end == 0:
+        raise MegageoError(f"train_fraction {train_fraction} of {total} frames leaves no training frames")
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            moments = _write(h5, files, levels, train_end, progress)
+            time = h5.create_dataset("time", data=np.concatenate([source.time for source in files]))
+            time.attrs.update(units=TIME_UNITS, calendar=files[0].calendar)
+            h5.create_dataset("level", data=np.asarray(levels, dtype=np.float64)).attrs["units"] = "hPa"
+            h5.create_dataset("lat", data=files[0].lat).attrs["units"] = "degrees_north"
+            h5.create_dataset("lon", data=files[0].lon).attrs["units"] = "degrees_east"
+            h5.create_dataset("mean", data=moments.mean).attrs["units"] = "m"
+            h5.create_dataset("std", data=moments.std).attrs["units"] = "m"
+            provenance = [
+                {"name": s.path.name, "bytes": s.path.stat().st_size, "sha256": sha256(s.path), "frames": s.time.size}
+                for s in files
+            ]
+            h5.attrs.update(
+                train_end=train_end,
+                train_fraction=train_fraction,
+                sources=json.dumps(provenance),
+                variable="geopotential height (m)",
+                created_by="megageo data build",
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,103 @@
+"""The HDF5 store: one `frames[T, C, H, W]` float32 array with its coordinates, statistics and provenance.
+
+Layout (written by `megageo.data.build`):
+    frames  [T, C, H, W] float32, chunked one frame at a time so any contiguous time slice reads cheaply
+    time    [T] float64, attrs units (hours since 1800-01-01) and calendar
+    level   [C] float64 hPa;  lat [H] degrees north, 90 -> -90;  lon [W] degrees east
+    mean, std  [C] float64 per level, over frames[:train_end] only (the chronological training split)
+    attrs   train_end, train_fraction, sources (JSON: name, bytes, sha256, frames per source file)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from megageo.errors import MegageoError
+
+
+class Store:
+    """Read-only view of a store. The HDF5 file opens lazily and reopens in a forked child, so one Store can
+    be handed to DataLoader workers."""
+
+    def __init__(self, path: str | Path):
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MegageoError(f"{self.path}: no such store")
+        try:
+            with h5py.File(self.path, "r") as h5:
+                self.shape: tuple[int, int, int, int] = h5["frames"].shape
+                self.time = h5["time"][:]
+                self.time_units = str(h5["time"].attrs["units"])
+                self.calendar = str(h5["time"].attrs["calendar"])
+                self.level, self.lat, self.lon = h5["level"][:], h5["lat"][:], h5["lon"][:]
+                self.mean, self.std = h5["mean"][:], h5["std"][:]
+                self.train_end = int(h5.attrs["train_end"])
+                self.train_fraction = float(h5.attrs["train_fraction"])
+                self.sources: list[dict] = json.loads(h5.attrs["sources"])
+        except (OSError, KeyError) as error:
+            raise MegageoError(f"{self.path}: not a megageo store ({error})") from None
+        self._file = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def channels(self, levels) -> list[int]:
+        """Channel indices of the given pressure levels (hPa), in the order asked for."""
+        index = []
+        for level in levels:
+            matches = np.flatnonzero(np.isclose(self.level, level))
+            if matches.size == 0:
+                have = ", ".join(f"{p:g}" for p in self.level)
+                raise MegageoError(f"{self.path}: level {level:g} hPa not in store (levels: {have} hPa)")
+            index.append(int(matches[0]))
+        return index
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """frames[start:stop] as float32 [n, C, H, W]: one contiguous hyperslab, nothing else."""
+        if not 0 <= start <= stop <= len(self):
+            raise MegageoError(f"{self.path}: time slice {start}:{stop} outside 0:{len(self)}")
+        if self._pid != os.getpid():
+            import h5py
+
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
+        return self._file["frames"][start:stop]
+
+    def dates(self, index) -> np.ndarray:
+        """cftime datetimes of the given time indices."""
+        import cftime
+
+        return np.atleast_1d(cftime.num2date(self.time[index], self.time_units, self.calendar))
+
+    def steps(self) -> np.ndarray:
+        """Hours between consecutive frames."""
+        return np.diff(self.time)
+
+    def summary(self) -> str:
+        """What `megageo data inspect` prints."""
+        steps = self.steps()
+        first, last = self.dates([0, -1]) if len(self) else ("-", "-")
+        if steps.size and np.all(steps == steps[0]):
+            step = f"{steps[0]:g} h (regular)"
+        else:
+            step = f"irregular, {steps.min():g} to {steps.max():g} h" if steps.size else "single frame"
+        lines = [
+            f"store     {self.path}",
+            f"frames    {self.shape} [time, level, lat, lon] float32",
+            f"time      {first} .. {last}, step {step}, calendar {self.calendar}",
+            f"lat       {self.lat[0]:g} .. {self.lat[-1]:g} ({self.lat.size} points)",
+            f"lon       {self.lon[0]:g} .. {self.lon[-1]:g} ({self.lon.size} points)",
+            f"split     train frames 0..{self.train_end - 1} ({self.train_fraction:g}), "
+            f"val frames {self.train_end}..{len(self) - 1}",
+            "level (hPa)   mean (m)   std (m)   [train split]",
+        ]
+        lines += [f"{p:>11g} {m:>10.1f} {s:>9.1f}" for p, m, s in zip(self.level, self.mean, self.std)]
+        lines.append(f"sources   {len(self.sources)} file(s)")
+        lines += [f"  {s['name']}  {s['frames']} frames  {s['bytes']} bytes  sha256 {s['sha256']}" for s in self.sources]
+        return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from megageo.errors import MegageoError
 
@@ -19,6 +20,12 @@ COMMAND_MODULES = (
     "megageo.eval.commands",
     "megageo.bench.commands",
     "megageo.convert_commands",
+)
+
+
+QUIET_WARNINGS = (
+    "Transformer Engine and Apex are not installed",  # Megatron-core on CPU: its local fallbacks are what we use
+    "Triton is not supported on current platform",  # fla on CPU: megageo's own kernels run there
 )
 
 
@@ -41,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -214,8 +214,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise MegageoError(f"config key {key} must be a list, got {value!r}")
         (item,) = typing.get_args(hint)[:1] or (Any,)
         return [_coerce(item, element, key) for element in value]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads `3e-4` (no dot) as a string
+        except ValueError:
+            pass
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         raise MegageoError(f"config key {key} must be {hint.__name__}, got {value!r}")
     return value

@@ -29,11 +29,11 @@ def run_summary(args: argparse.Namespace) -> int:
     from megageo.model.summary import format_summary, summarize
     from megageo.parallel import groups
 
-    groups.initialize_single_process()
     frame = tuple(int(v) for v in args.frame.split(",")) if args.frame else NCEP_FRAME
     seq_lens = [int(v) for v in args.seq_lens.split(",")]
-    for path in args.config:
-        config = load_config(path, args.overrides)
+    configs = {path: load_config(path, args.overrides) for path in args.config}
+    groups.initialize_single_process()
+    for path, config in configs.items():
         summary = summarize(config.model, frame, config.data.t_out)
         print(f"{path} (T_out = {config.data.t_out}, frame {frame})")
         print(format_summary(config.model, summary, seq_lens))

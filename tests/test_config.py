@@ -1,0 +1,77 @@
+"""Configs: YAML with a base file, `key=value` overrides, and one-line errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from megageo.config import CONFIG_DIR, DEFAULT_CONFIG, load_config
+from megageo.errors import MegageoError
+
+TINY_GLA = CONFIG_DIR / "tiny" / "gla.yaml"
+
+
+def test_default_is_the_tiny_gla_and_inherits_its_base() -> None:
+    config = load_config()
+    assert DEFAULT_CONFIG == TINY_GLA
+    assert config.model.mixer.type == "gla"
+    assert (config.model.num_layers, config.model.hidden_size, config.data.t_in, config.data.t_out) == (2, 64, 8, 4)
+    assert config.train.precision == "fp32"
+
+
+def test_overrides_are_parsed_as_yaml_values() -> None:
+    config = load_config(TINY_GLA, ["train.lr=3e-4", "train.steps=7", "model.mixer.num_heads=8",
+                                    "parallel.sequence_parallel=true", "parallel.tensor_parallel=2"])
+    assert config.train.lr == 3e-4 and isinstance(config.train.lr, float)
+    assert config.train.steps == 7
+    assert config.model.mixer.num_heads == 8
+    assert config.parallel.sequence_parallel is True
+
+
+def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
+    from megageo.config import dump_config
+
+    config = load_config(CONFIG_DIR / "340m" / "mamba2.yaml", ["train.steps=3"])
+    dump_config(config, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.stepz=5"], "unknown config key train.stepz"),
+        (["train.steps=many"], "config key train.steps must be int, got 'many'"),
+        (["train.steps=true"], "config key train.steps must be int, got True"),
+        (["model.mixer.type=lstm"], "config key model.mixer.type must name a mixer"),
+        (["model.mixer.num_heads=3", "parallel.tensor_parallel=2"],
+         "model.mixer.num_heads=3 is not divisible by parallel.tensor_parallel=2"),
+        (["parallel.pipeline_parallel=4"], "model.num_layers=2 is fewer than parallel.pipeline_parallel=4"),
+        (["parallel.pipeline_parallel=2", "parallel.zero_stage=2"],
+         "parallel.zero_stage=2 cannot be combined with pipeline_parallel=2"),
+        (["train.global_batch_size=10", "train.micro_batch_size=4"],
+         "train.global_batch_size=10 is not a multiple of train.micro_batch_size=4"),
+        (["parallel.sequence_parallel=true"], "parallel.sequence_parallel needs parallel.tensor_parallel > 1"),
+        (["train.precision=fp8"], "train.precision must be auto, fp32 or bf16"),
+        (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 19.2"),
+        (["train.steps=0"], "train.steps must be at least 1, got 0"),
+        (["trainsteps"], "must look like section.key=value"),
+    ],
+)
+def test_bad_values_fail_up_front_naming_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(MegageoError, match=None) as error:
+        load_config(TINY_GLA, overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_mamba2_groups_must_split_across_tp() -> None:
+    with pytest.raises(MegageoError, match="n_groups=1 must divide num_heads=32 and be divisible by parallel.tensor_parallel=2"):
+        load_config(CONFIG_DIR / "340m" / "mamba2.yaml", ["parallel.tensor_parallel=2"])
+
+
+def test_missing_and_malformed_files(tmp_path) -> None:
+    with pytest.raises(MegageoError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(MegageoError, match="is not valid YAML"):
+        load_config(bad)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from megageo.data.netcdf3 import required_bytes
 from megageo.errors import MegageoError
 
 G0 = 9.80665  # standard gravity (m s-2), WMO's conversion from geopotential to geopotential height
@@ -104,9 +105,15 @@ def opened(path: Path):
     if not path.is_file():
         raise MegageoError(f"{path}: no such file")
     try:
+        required = required_bytes(path)
+    except EOFError:
+        raise MegageoError(f"{path}: netCDF3 header cut short, file truncated") from None
+    if required is not None and path.stat().st_size < required:
+        raise MegageoError(f"{path}: truncated: {path.stat().st_size} bytes, its header needs {required}")
+    try:
         ds = netCDF4.Dataset(path, "r")
     except OSError as error:
-        raise MegageoError(f"{path}: not a readable netCDF file ({error})") from None
+        raise MegageoError(f"{path}: not a readable netCDF file, truncated or another format? ({error})") from None
     try:
         with ds:
             yield ds

@@ -1,0 +1,88 @@
+"""Training windows over a store: `T_in` input frames followed by `T_out` target frames, normalised per level.
+
+The split is chronological without leakage: a training window lies wholly before `train_end` (inputs and
+targets), a validation window starts at or after it, so no frame is seen by both. Each sample reads one
+contiguous time slice; `read_window(i, part, parts)` reads only one sequence-parallel rank's share of the inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from megageo.data.store import Store
+from megageo.errors import MegageoError
+
+
+class WindowDataset(Dataset):
+    def __init__(
+        self,
+        store_path: str | Path,
+        split: str = "train",
+        t_in: int = 8,
+        t_out: int = 1,
+        stride: int = 1,
+        levels=None,
+    ):
+        if split not in ("train", "val"):
+            raise MegageoError(f"split must be 'train' or 'val', got '{split}'")
+        if min(t_in, t_out, stride) < 1:
+            raise MegageoError(f"t_in, t_out and stride must be >= 1, got {t_in}, {t_out}, {stride}")
+        self.store = Store(store_path)
+        self.split, self.t_in, self.t_out = split, t_in, t_out
+        steps = self.store.steps()
+        if steps.size and np.any(steps != steps[0]):
+            i = int(np.argmax(steps != steps[0]))
+            raise MegageoError(
+                f"{self.store.path}: irregular time step ({steps[0]:g} h, then {steps[i]:g} h after frame {i}: "
+                f"{self.store.dates(i)[0]}); windows need a regular step, not means or gappy series"
+            )
+        self.step_hours = float(steps[0]) if steps.size else 0.0
+        self.channels = self.store.channels(self.store.level if levels is None else levels)
+        self.mean = self.store.mean[self.channels].astype(np.float32)
+        self.std = self.store.std[self.channels].astype(np.float32)
+        span = t_in + t_out
+        first, end = (0, self.store.train_end) if split == "train" else (self.store.train_end, len(self.store))
+        self.starts = np.arange(first, end - span + 1, stride)
+        if self.starts.size == 0:
+            raise MegageoError(
+                f"{self.store.path}: the {split} split (frames {first}..{end - 1}) has no window of "
+                f"{t_in} + {t_out} frames"
+            )
+
+    def __len__(self) -> int:
+        return self.starts.size
+
+    def _frames(self, start: int, stop: int) -> torch.Tensor:
+        block = self.store.read(start, stop)[:, self.channels]
+        return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None])
+
+    def read_window(self, index: int, part: int = 0, parts: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of window `index`, with x only rank `part`'s contiguous 1/parts of the T_in input frames."""
+        if self.t_in % parts or not 0 <= part < parts:
+            raise MegageoError(f"cannot give part {part} of {parts} of {self.t_in} input frames")
+        start = int(self.starts[index])
+        share = self.t_in // parts
+        x = self._frames(start + part * share, start + (part + 1) * share)
+        y = self._frames(start + self.t_in, start + self.t_in + self.t_out)
+        return x, y
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [T_in, C, H, W], y [T_out, C, H, W], float32, normalised; one contiguous read."""
+        start = int(self.starts[index])
+        frames = self._frames(start, start + self.t_in + self.t_out)
+        return frames[: self.t_in], frames[self.t_in :]
+
+    def valid_times(self, index: int) -> np.ndarray:
+        """Datetimes of the target frames of window `index` (for lead times and climatology)."""
+        start = int(self.starts[index]) + self.t_in
+        return self.store.dates(np.arange(start, start + self.t_out))
+
+    def denormalize(self, fields: torch.Tensor) -> torch.Tensor:
+        """Normalised [..., C, H, W] back to metres."""
+        mean = torch.as_tensor(self.mean, dtype=fields.dtype, device=fields.device)[:, None, None]
+        std = torch.as_tensor(self.std, dtype=fields.dtype, device=fields.device)[:, None, None]
+        return fields * std + mean

@@ -1,0 +1,95 @@
+"""Windows, split boundaries, normalisation and rank slices of WindowDataset, on a 20-frame store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import netcdf_files as nc
+from megageo.data.build import build_store
+from megageo.data.dataset import WindowDataset
+from megageo.errors import MegageoError
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """20 six-hourly frames, levels 850/500/200, train_end 10."""
+    root = tmp_path_factory.mktemp("store")
+    frames = nc.write(root / "in.nc", nc.heights(20), nc.HOURS_1979 + 6.0 * np.arange(20))
+    return build_store([root / "in.nc"], root / "s.h5", levels=(850, 500, 200), train_fraction=0.5), frames
+
+
+def normalised(frames, dataset):
+    return (frames - dataset.mean[:, None, None]) / dataset.std[:, None, None]
+
+
+def test_train_windows_end_before_train_end_and_val_windows_start_at_it(store):
+    path, _ = store
+    train = WindowDataset(path, "train", t_in=3, t_out=2, stride=2)
+    val = WindowDataset(path, "val", t_in=3, t_out=2, stride=2)
+    assert train.starts.tolist() == [0, 2, 4]  # window 4 uses frames 4..8; 6 would reach frame 10
+    assert val.starts.tolist() == [10, 12, 14]  # window 14 uses frames 14..18; 16 would reach frame 20
+    assert len(WindowDataset(path, "train", t_in=8, t_out=1)) == 2  # starts 0 and 1: frames 0..8, 1..9
+
+
+def test_sample_is_normalised_inputs_then_targets(store):
+    path, frames = store
+    dataset = WindowDataset(path, "val", t_in=3, t_out=2, stride=2)
+    x, y = dataset[1]
+    assert x.shape == (3, 3, 5, 8) and y.shape == (2, 3, 5, 8) and x.dtype == torch.float32
+    np.testing.assert_allclose(x.numpy(), normalised(frames[12:15], dataset), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), normalised(frames[15:17], dataset), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dataset.denormalize(y).numpy(), frames[15:17], rtol=1e-6)
+    assert [str(t) for t in dataset.valid_times(1)] == ["1979-01-04 18:00:00", "1979-01-05 00:00:00"]
+    assert dataset.step_hours == 6.0
+
+
+def test_normalisation_uses_train_statistics_for_both_splits(store):
+    path, frames = store
+    dataset = WindowDataset(path, "val", t_in=3, t_out=2)
+    np.testing.assert_allclose(dataset.mean, frames[:10].astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(dataset.std, frames[:10].astype(np.float64).std(axis=(0, 2, 3)), rtol=1e-6)
+
+
+def test_level_subset(store):
+    path, frames = store
+    dataset = WindowDataset(path, "train", t_in=2, t_out=1, levels=[200])
+    x, _ = dataset[0]
+    assert x.shape == (2, 1, 5, 8)
+    np.testing.assert_allclose(x.numpy(), normalised(frames[0:2, [2]], dataset), rtol=1e-6, atol=1e-6)
+
+
+def test_each_rank_reads_its_contiguous_part_of_the_inputs(store):
+    path, _ = store
+    dataset = WindowDataset(path, "train", t_in=4, t_out=2, stride=3)
+    x, y = dataset[1]
+    parts = [dataset.read_window(1, part=r, parts=2) for r in range(2)]
+    assert [p[0].shape[0] for p in parts] == [2, 2]
+    torch.testing.assert_close(torch.cat([p[0] for p in parts]), x, rtol=0, atol=0)
+    torch.testing.assert_close(parts[1][1], y, rtol=0, atol=0)
+    with pytest.raises(MegageoError, match="cannot give part 0 of 3 of 4 input frames"):
+        dataset.read_window(1, part=0, parts=3)
+
+
+def test_file_opens_lazily_and_reopens_in_worker_processes(store):
+    path, _ = store
+    dataset = WindowDataset(path, "train", t_in=3, t_out=1)
+    assert dataset.store._file is None
+    expected = [dataset[i][1] for i in range(len(dataset))]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+    torch.testing.assert_close(list(y for _, y in loader), expected, rtol=0, atol=0)
+
+
+def test_split_without_windows_is_an_error(store):
+    path, _ = store
+    with pytest.raises(MegageoError, match=r"the val split \(frames 10\.\.19\) has no window of 8 \+ 4 frames"):
+        WindowDataset(path, "val", t_in=8, t_out=4)
+
+
+def test_irregular_time_step_is_an_error(tmp_path):
+    hours = nc.HOURS_1979 + np.array([0.0, 744.0, 1416.0, 2160.0])
+    nc.write(tmp_path / "hgt.mon.mean.nc", nc.heights(4), hours)
+    path = build_store([tmp_path / "hgt.mon.mean.nc"], tmp_path / "s.h5")
+    with pytest.raises(MegageoError, match=r"irregular time step \(744 h, then 672 h after frame 1: 1979-02-01"):
+        WindowDataset(path, t_in=1, t_out=1)

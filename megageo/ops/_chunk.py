@@ -13,8 +13,8 @@ import torch.nn.functional as F
 CHUNK_SIZE = 64
 """Steps per chunk: the intra-chunk products are `[64, 64]` and the cross-chunk loop runs T / 64 times."""
 
-SUB_CHUNK_SIZE = 8
-"""Per-channel decays are rescaled around a reference every 8 steps; see `decayed_scores`."""
+SPLIT = 4
+"""Per-channel decays split a chunk into 4 blocks, recursively: 64 -> 16 -> 4 steps; see `decayed_scores`."""
 
 
 def split_chunks(x: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
@@ -39,16 +39,15 @@ def l2_normalize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x * torch.rsqrt(x.square().sum(-1, keepdim=True) + eps)
 
 
-def decayed_scores(q: torch.Tensor, k: torch.Tensor, g: torch.Tensor, *, strict: bool = False) -> torch.Tensor:
-    """Causal scores inside each chunk: `A[i, j] = sum_d q[i, d] k[j, d] exp(g[i, d] - g[j, d])` for j <= i.
+def decayed_scores(q: torch.Tensor, k: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Causal scores inside each chunk: `A[i, j] = sum_d q[i, d] k[j, d] exp(g[i, d] - g[j, d])` for j <= i, else 0.
 
     `q`, `k` are `[..., C, K]`; `g` is the cumulative log decay within the chunk, `[..., C, 1]` when one decay is
-    shared by all channels or `[..., C, K]` per channel. Entries above the diagonal are 0, and so is the diagonal
-    when `strict`. Only non-positive numbers are ever exponentiated, so arbitrarily strong decays underflow to 0
-    instead of overflowing.
+    shared by all channels or `[..., C, K]` per channel. Only non-positive numbers are exponentiated, so arbitrarily
+    strong decays underflow to 0 instead of overflowing.
     """
     chunk_size = q.shape[-2]
-    causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril(-1 if strict else 0)
+    causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()
     if g.shape[-1] == 1:
         decay = (g - g.transpose(-1, -2)).masked_fill(~causal, float("-inf")).exp()
         return (q @ k.transpose(-1, -2)) * decay
@@ -58,29 +57,31 @@ def decayed_scores(q: torch.Tensor, k: torch.Tensor, g: torch.Tensor, *, strict:
 def _per_channel_decayed_scores(
     q: torch.Tensor, k: torch.Tensor, g: torch.Tensor, causal: torch.Tensor
 ) -> torch.Tensor:
-    """`decayed_scores` for per-channel decays, without a `[C, C, K]` tensor per chunk.
+    """`decayed_scores` for per-channel decays, without a `[C, C, K]` decay tensor per chunk.
 
-    Factoring `exp(g[i] - g[j]) = exp(g[i] - g[r]) exp(g[r] - g[j])` turns the scores into one matrix product, and
-    both factors are <= 1 when the reference step r lies between j and i. So, as in fla's kernels, the chunk is
-    cut into sub-chunks: a block of rows and an earlier block of columns use the first row of the row block as r,
-    and only the sub-chunks on the diagonal, where no such r exists, build their `[c, c, K]` decays explicitly.
+    The steps are cut into `SPLIT` blocks. Between a block of rows a and an earlier block of columns b the decay
+    factors as `exp(g[i] - g[j]) = exp(g[i] - g[start of a]) exp(g[start of a] - g[end of b]) exp(g[end of b] - g[j])`,
+    three factors <= 1, the middle one a mere `[K]` vector per block pair, so those scores are one matrix product.
+    Blocks on the diagonal are the same problem, smaller, and recurse; at `SPLIT` steps the decays are explicit.
     """
-    chunk_size = q.shape[-2]
-    sub_size = min(SUB_CHUNK_SIZE, chunk_size)
-    n_sub = chunk_size // sub_size
-    q, k, g = (x.unflatten(-2, (n_sub, sub_size)) for x in (q, k, g))
+    size = q.shape[-2]
+    if size <= SPLIT:
+        decay = (g.unsqueeze(-2) - g.unsqueeze(-3)).masked_fill(~causal[..., None], float("-inf")).exp()
+        return (q.unsqueeze(-2) * k.unsqueeze(-3) * decay).sum(-1)
 
-    reference = g[..., :1, :]
-    q_from_reference = q * (g - reference).exp()
-    earlier_block = torch.ones(n_sub, n_sub, dtype=torch.bool, device=q.device).tril(-1)
-    reference_minus_g = reference.unsqueeze(-3) - g.unsqueeze(-4)
-    reference_minus_g = reference_minus_g.masked_fill(~earlier_block[:, :, None, None], float("-inf"))
-    k_to_reference = (k.unsqueeze(-4) * reference_minus_g.exp()).flatten(-3, -2)
-    off_diagonal = (q_from_reference @ k_to_reference.transpose(-1, -2)).unflatten(-1, (n_sub, sub_size))
+    block_size = size // SPLIT
+    q, k, g = (x.unflatten(-2, (SPLIT, block_size)) for x in (q, k, g))
+    block_start, block_end = g[..., :1, :], g[..., -1:, :]
+    q_from_start = q * (g - block_start).exp()
+    k_to_end = k * (block_end - g).exp()
+    earlier_block = torch.ones(SPLIT, SPLIT, dtype=torch.bool, device=q.device).tril(-1)
+    between_blocks = (block_start.unsqueeze(-3) - block_end.unsqueeze(-4)).squeeze(-2)
+    between_blocks = between_blocks.masked_fill(~earlier_block[..., None], float("-inf")).exp()
+    q_per_column_block = q_from_start.unsqueeze(-4) * between_blocks.transpose(-2, -3).unsqueeze(-2)
+    across_blocks = q_per_column_block.flatten(-3, -2) @ k_to_end.transpose(-1, -2)
 
-    causal_in_block = causal[:sub_size, :sub_size, None]
-    decay = (g.unsqueeze(-2) - g.unsqueeze(-3)).masked_fill(~causal_in_block, float("-inf")).exp()
-    diagonal = (q.unsqueeze(-2) * k.unsqueeze(-3) * decay).sum(-1)
-    same_block = torch.eye(n_sub, dtype=q.dtype, device=q.device)[:, None, :, None]
-    scores = off_diagonal + diagonal.unsqueeze(-2) * same_block
+    within_blocks = _per_channel_decayed_scores(q, k, g, causal[:block_size, :block_size])
+    same_block = torch.eye(SPLIT, dtype=q.dtype, device=q.device)[:, None, :, None]
+    scores = across_blocks.unflatten(-2, (SPLIT, block_size)).permute(*range(q.dim() - 3), -3, -2, -4, -1)
+    scores = scores + within_blocks.unsqueeze(-2) * same_block
     return scores.flatten(-4, -3).flatten(-2, -1)

@@ -42,7 +42,7 @@ def chunk_gated_delta_rule_any_gate(
     g = g.cumsum(-2)
     g_last = g[..., -1:, :]
 
-    w, u = _ut_transform(k, v, g, beta)
+    w, u = _ut_transform(decayed_scores(k, k, g), k, v, g, beta)
     intra_chunk_scores = decayed_scores(q, k, g)
     k_to_chunk_end = (k * (g_last - g).exp()).transpose(-1, -2)
     chunk_decays = g_last.exp().transpose(-1, -2)
@@ -60,15 +60,15 @@ def chunk_gated_delta_rule_any_gate(
 
 
 def _ut_transform(
-    k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor
+    key_scores: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per chunk, `w` and `u` such that the values written to the state are `u - w @ S_chunk_start`.
 
     They solve `(I + L) [w, u] = diag(beta) [exp(g) * k, v]` with `L[i, j] = beta_i k_i . k_j exp(g_i - g_j)` for
-    j < i: the triangular system that unrolls the chunk's sequential delta-rule corrections.
+    j < i: the triangular system that unrolls the chunk's sequential delta-rule corrections. `key_scores` are the
+    decayed `k . k` scores; their diagonal is ignored, the system being unit lower-triangular.
     """
     key_dim = k.shape[-1]
-    lower = decayed_scores(k, k, g, strict=True) * beta
     rhs = beta * torch.cat([k * g.exp(), v], dim=-1)
-    wu = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+    wu = torch.linalg.solve_triangular(key_scores * beta, rhs, upper=False, unitriangular=True)
     return wu[..., :key_dim], wu[..., key_dim:]

@@ -1,0 +1,191 @@
+"""The DeepSpeed engine around the forecaster: layout, DeepSpeed config, optimizer, schedule, one training step.
+
+Megatron-core owns the process groups and the tensor-parallel layers; DeepSpeed owns the optimizer, ZeRO,
+precision, gradient clipping, the LR schedule and (for PP > 1) the pipeline schedule. DeepSpeed learns the
+TP/DP layout from `megageo.parallel.mpu`, or from the `PipelineModule`'s own grid when pipelining.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from megatron.core import parallel_state
+from torch.utils.checkpoint import checkpoint
+
+from megageo.config import Config, ParallelConfig, TrainConfig
+from megageo.errors import MegageoError
+from megageo.model.forecaster import Forecaster, forecast_loss
+from megageo.model.init import initialize_parameters
+from megageo.model.parallel_layers import TensorParallelContext
+from megageo.parallel import groups, mpu
+from megageo.train.data import Batch
+from megageo.train.schedule import WarmupCosine, warmup_cosine
+
+
+def use_cpu_accelerator() -> None:
+    """DeepSpeed picks its accelerator once, at import: tell it before the first import when there is no GPU."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: int
+    pp: int
+    dp: int
+    zero_stage: int
+
+    @property
+    def world_size(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @classmethod
+    def of(cls, parallel: ParallelConfig, world_size: int) -> Layout:
+        model_parallel = parallel.tensor_parallel * parallel.pipeline_parallel
+        if world_size % model_parallel:
+            raise MegageoError(
+                f"{world_size} ranks cannot be split into tensor_parallel={parallel.tensor_parallel} x "
+                f"pipeline_parallel={parallel.pipeline_parallel} groups ({model_parallel} ranks each)"
+            )
+        return cls(parallel.tensor_parallel, parallel.pipeline_parallel, world_size // model_parallel,
+                   parallel.zero_stage)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "zero_stage": self.zero_stage}
+
+
+def use_bf16(train: TrainConfig) -> bool:
+    return train.precision == "bf16" or (train.precision == "auto" and torch.cuda.is_available())
+
+
+def deepspeed_config(train: TrainConfig, layout: Layout) -> dict[str, Any]:
+    """Table 3's recipe in DeepSpeed's terms; global batch = micro-batch x accumulation x DP."""
+    return {
+        "train_batch_size": train.global_batch_size,
+        "train_micro_batch_size_per_gpu": train.micro_batch_size,
+        "gradient_accumulation_steps": train.global_batch_size // (train.micro_batch_size * layout.dp),
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": train.lr, "betas": [train.beta1, train.beta2], "eps": train.eps,
+                "weight_decay": train.weight_decay, "torch_adam": not torch.cuda.is_available(),
+            },
+        },
+        "gradient_clipping": train.grad_clip,
+        "zero_optimization": {"stage": layout.zero_stage},
+        "bf16": {"enabled": use_bf16(train)},
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+
+
+def parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only; norms, biases and per-head vectors are not decayed (Megatron's rule)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def mark_norm_owners(module: torch.nn.Module, tp_rank: int) -> None:
+    """DeepSpeed counts a gradient in the global norm on every rank whose parameter is `model_parallel`, and all
+    parameters on model-parallel rank 0. Under PP that rank-0 test spans the pipeline too, so replicated
+    parameters of later stages would be left out; marking them on TP rank 0 counts each parameter exactly once."""
+    for param in module.parameters():
+        if not getattr(param, "tensor_model_parallel", False):
+            param.model_parallel = tp_rank == 0
+
+
+class TrainEngine:
+    """One training step and one evaluation pass over a DeepSpeed engine, pipelined or not."""
+
+    def __init__(self, config: Config, layout: Layout, frame_shape: tuple[int, int, int]):
+        use_cpu_accelerator()
+        import deepspeed
+
+        from megageo.train.pipeline import build_pipeline, initialize_pipeline
+
+        model_config, train = config.model, config.train
+        self.layout, self.device = layout, groups.device()
+        ctx = TensorParallelContext.current(config.parallel.sequence_parallel, model_config.init_std,
+                                            model_config.num_layers)
+        if layout.pp > 1:
+            module = build_pipeline(model_config, frame_shape, config.data.t_out, ctx, layout.pp, layout.dp,
+                                    config.parallel.activation_checkpointing)
+            initialize_pipeline(module, model_config.num_layers, train.seed, ctx)
+        else:
+            module = Forecaster(model_config, frame_shape, config.data.t_out, ctx)
+            initialize_parameters(module, train.seed, ctx.tp, ctx.rank)
+            if config.parallel.activation_checkpointing:
+                checkpoint_blocks(module)
+        mark_norm_owners(module, ctx.rank)
+        self.schedule = WarmupCosine(train.lr, train.min_lr, train.warmup_steps, train.steps)
+        self.engine, *_ = deepspeed.initialize(
+            model=module, model_parameters=parameter_groups(module, train.weight_decay),
+            config=deepspeed_config(train, layout), mpu=None if layout.pp > 1 else mpu,
+            lr_scheduler=lambda optimizer: warmup_cosine(optimizer, self.schedule),
+        )
+        keep_fp32_grad_norm(self.engine)
+
+    @property
+    def lr(self) -> float:
+        return self.engine.get_lr()[0]
+
+    def grad_norm(self) -> float | None:
+        norm = self.engine.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    def train_step(self, micro_batches: Sequence[Batch]) -> float:
+        """One optimizer step over this rank's micro-batches; returns the global batch's mean loss."""
+        if self.layout.pp > 1:
+            return float(self.engine.train_batch(data_iter=iter(self._on_device(micro_batches))))
+        losses = []
+        for x, y in self._on_device(micro_batches):
+            loss = forecast_loss(self.engine(x), y)
+            self.engine.backward(loss)
+            self.engine.step()
+            losses.append(loss.detach())
+        return self._data_parallel_mean(losses)
+
+    @torch.no_grad()
+    def evaluate(self, batches: Sequence[Batch]) -> float:
+        if self.layout.pp > 1:
+            loss = self.engine.eval_batch(iter(self._on_device(batches)), num_micro_batches=len(batches))
+            return float(loss)
+        self.engine.eval()
+        losses = [forecast_loss(self.engine(x), y) for x, y in self._on_device(batches)]
+        self.engine.train()
+        return self._data_parallel_mean(losses)
+
+    def _on_device(self, batches: Sequence[Batch]) -> list[Batch]:
+        return [(x.to(self.device), y.to(self.device)) for x, y in batches]
+
+    def _data_parallel_mean(self, losses: list[torch.Tensor]) -> float:
+        mean = torch.stack(losses).float().mean()
+        dist.all_reduce(mean, group=parallel_state.get_data_parallel_group())
+        return float(mean) / self.layout.dp
+
+
+def checkpoint_blocks(model: torch.nn.Module) -> None:
+    """Recompute each block's activations in the backward pass instead of storing them."""
+    for block in model.blocks:
+        block.forward = partial(checkpoint, type(block).forward.__get__(block), use_reentrant=False)
+
+
+def keep_fp32_grad_norm(engine: Any) -> None:
+    """DeepSpeed's plain fp32 path (no ZeRO, no bf16) clips with the global norm and then discards it; keep it
+    so every layout reports `grad_norm`."""
+    from deepspeed.runtime.utils import clip_grad_norm_
+
+    def clip() -> None:
+        norm = clip_grad_norm_(engine.module.parameters(), max_norm=engine.gradient_clipping(), mpu=engine.mpu)
+        engine._global_grad_norm = float(norm)
+
+    engine.clip_fp32_gradients = clip

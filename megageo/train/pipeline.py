@@ -1,0 +1,51 @@
+"""The forecaster as a DeepSpeed `PipelineModule`: input projection, one `LayerSpec` per block, then the head.
+
+Stages are balanced by blocks (`type:Block`): the input projection joins the first stage and the head the last.
+Each stage initialises its layers under the names they have in `Forecaster` (`input.`, `blocks.{i}.`,
+`head.`), so a pipelined model starts from exactly the single-process weights.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from deepspeed.pipe import LayerSpec, PipelineModule
+from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
+
+from megageo.config import ModelConfig
+from megageo.model.block import Block
+from megageo.model.forecaster import ForecastHead, InputProjection, check_shapes, forecast_loss
+from megageo.model.init import initialize_parameters
+from megageo.model.parallel_layers import TensorParallelContext
+
+
+def layer_names(num_layers: int) -> list[str]:
+    """Forecaster parameter prefix of each pipeline layer, by layer index."""
+    return ["input.", *(f"blocks.{i}." for i in range(num_layers)), "head."]
+
+
+def build_pipeline(
+    config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext,
+    pipeline_parallel: int, data_parallel: int, activation_checkpointing: bool,
+) -> PipelineModule:
+    check_shapes(config, frame_shape, ctx)
+    frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
+    specs = [
+        LayerSpec(InputProjection, frame_size, config, ctx),
+        *(LayerSpec(Block, config, ctx) for _ in range(config.num_layers)),
+        LayerSpec(ForecastHead, frame_shape, t_out, config, ctx),
+    ]
+    topology = PipeModelDataParallelTopology(num_pp=pipeline_parallel, num_mp=ctx.tp, num_dp=data_parallel)
+    return PipelineModule(
+        specs, topology=topology, loss_fn=forecast_loss, partition_method="type:Block",
+        activation_checkpoint_interval=1 if activation_checkpointing else 0,
+        activation_checkpoint_func=partial(torch.utils.checkpoint.checkpoint, use_reentrant=False),
+    )
+
+
+def initialize_pipeline(module: PipelineModule, num_layers: int, seed: int, ctx: TensorParallelContext) -> None:
+    names = layer_names(num_layers)
+    for index, layer in module.named_children():
+        if index.isdigit():
+            initialize_parameters(layer, seed, ctx.tp, ctx.rank, prefix=names[int(index)])

@@ -1,0 +1,64 @@
+"""A tiny store and config for training tests: 1 level on an 8 x 16 grid, hidden 32, 2 GLA layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FRAMES = 160
+GRID = (8, 16)
+
+
+def write_netcdf(path: Path, seed: int = 0) -> Path:
+    """A smooth random walk in NCEP R1's file layout (6-hourly, metres), enough for the real `build_store`."""
+    import netCDF4
+
+    rng = np.random.default_rng(seed)
+    field = 5500.0 + np.cumsum(rng.normal(0.0, 30.0, size=(FRAMES, 1, *GRID)), axis=0)
+    with netCDF4.Dataset(path, "w", format="NETCDF4_CLASSIC") as ds:
+        for name, size in (("time", None), ("level", 1), ("lat", GRID[0]), ("lon", GRID[1])):
+            ds.createDimension(name, size)
+        coords = {
+            "time": ("f8", {"units": "hours since 1800-01-01 00:00:0.0", "standard_name": "time", "axis": "T"}),
+            "level": ("f4", {"units": "millibar", "axis": "Z"}),
+            "lat": ("f4", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+            "lon": ("f4", {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+        }
+        for name, (dtype, attrs) in coords.items():
+            ds.createVariable(name, dtype, (name,)).setncatts(attrs)
+        ds["time"][:] = 1_569_072.0 + 6.0 * np.arange(FRAMES)  # 1979-01-01 onwards
+        ds["level"][:] = [500.0]
+        ds["lat"][:] = np.linspace(80.0, -80.0, GRID[0])
+        ds["lon"][:] = np.arange(GRID[1]) * 360.0 / GRID[1]
+        hgt = ds.createVariable("hgt", "f4", ("time", "level", "lat", "lon"))
+        hgt.setncatts({"units": "m", "long_name": "4xDaily Geopotential height"})
+        hgt[:] = field.astype(np.float32)
+    return path
+
+
+def build_tiny_store(directory: Path) -> Path:
+    from megageo.data.build import build_store
+
+    return build_store([write_netcdf(directory / "hgt.1979.nc")], directory / "store.h5", levels=(500,))
+
+
+def tiny_overrides(store: Path, out_dir: Path, **settings) -> list[str]:
+    """`key=value` overrides of the embedded tiny GLA config; `settings` use `__` for dots."""
+    base = {
+        "data.store": str(store), "data.t_in": 8, "data.t_out": 2,
+        "model.hidden_size": 32, "model.num_layers": 2, "model.mixer.num_heads": 4,
+        "train.out_dir": str(out_dir), "train.steps": 5, "train.global_batch_size": 4,
+        "train.micro_batch_size": 2, "train.lr": 1e-3, "train.warmup_steps": 2, "train.eval_every": 0,
+        "train.save_every": 0, "train.log_every": 1, "train.precision": "fp32",
+    }
+    base.update({key.replace("__", "."): value for key, value in settings.items()})
+    return [f"{key}={value}" for key, value in base.items()]
+
+
+def run_training(overrides: list[str], resume: bool = False, stop_at: int | None = None) -> list[float]:
+    """`megageo.train.loop.train` on the config those overrides give (what each rank runs in the tests)."""
+    from megageo.config import load_config
+    from megageo.train.loop import train
+
+    return train(load_config(None, overrides), resume=resume, stop_at=stop_at)

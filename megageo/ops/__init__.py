@@ -10,6 +10,7 @@ Conventions shared by every recurrent op, so megageo's CPU code is a drop-in bac
 - the CPU kernels compute in float32 and return `o` in the dtype of `v`.
 """
 
+from megageo.ops._chunk import CHUNK_SIZE
 from megageo.ops.attention import causal_attention
 from megageo.ops.delta_rule import chunk_delta_rule
 from megageo.ops.gated_delta_rule import chunk_gated_delta_rule
@@ -18,6 +19,7 @@ from megageo.ops.kda import chunk_kda
 from megageo.ops.ssd import mamba_chunk_scan_combined
 
 __all__ = [
+    "CHUNK_SIZE",
     "causal_attention",
     "chunk_delta_rule",
     "chunk_gated_delta_rule",

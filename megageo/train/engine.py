@@ -112,6 +112,8 @@ class TrainEngine:
 
         from megageo.train.pipeline import build_pipeline, initialize_pipeline
 
+        deepspeed.init_distributed()  # adopts the existing torch.distributed world; PipelineModule needs it
+
         model_config, train = config.model, config.train
         self.layout, self.device = layout, groups.device()
         ctx = TensorParallelContext.current(config.parallel.sequence_parallel, model_config.init_std,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    os.environ["PYTHONWARNINGS"] = ",".join(f"ignore:{message}" for message in QUIET_WARNINGS)  # spawned workers
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

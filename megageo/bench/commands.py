@@ -1,4 +1,4 @@
-"""`megageo bench ...`: timing benchmarks, one sub-subcommand each (`kernels`; `models` is planned).
+"""`megageo bench ...`: timing benchmarks, one sub-subcommand each (`kernels`, `models`).
 
 A benchmark adds itself with a `_register_<name>(benchmarks)` function listed in `register`; its handler takes the
 parsed arguments, imports torch and the code under test itself (so `--help` stays instant) and returns an exit code.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+BENCH_MIXERS = ("transformer", "gla", "deltanet", "gated_deltanet", "kda", "mamba2")
 DEFAULT_KERNEL_OPS = ("gla", "delta_rule", "gated_delta_rule", "kda", "ssd", "attention")
 
 
@@ -18,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     benchmarks = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     _register_kernels(benchmarks)
+    _register_models(benchmarks)
 
 
 def _register_kernels(benchmarks: argparse._SubParsersAction) -> None:
@@ -50,6 +52,41 @@ def _run_kernels(args: argparse.Namespace) -> int:
     return kernels.main(
         args.ops, args.lengths, args.naive_max_len, args.batch, args.heads, args.head_dim, args.threads, args.json
     )
+
+
+def _register_models(benchmarks: argparse._SubParsersAction) -> None:
+    models = benchmarks.add_parser(
+        "models", help="forecaster throughput, TFLOPS, memory and latency vs sequence length",
+        description="Train-step throughput (frames/s), achieved TFLOPS (analytic FLOPs), peak memory and inference "
+        "latency of whole forecasters, several mixers side by side over sequence lengths (the seed paper's Fig. 6). "
+        "Each case runs in its own process; one that does not fit is reported as oom. Writes bench.json and "
+        "bench.png to --out. On CPU use the tiny configs; on a GPU the 340M ones (bf16).",
+    )
+    models.add_argument("--configs", nargs="+", default=[f"configs/tiny/{name}.yaml" for name in BENCH_MIXERS],
+                        metavar="CFG", help="model configs, one per mixer (default: the six tiny configs)")
+    models.add_argument("--seq-lens", type=_comma_separated_ints, default=(16, 128, 1024, 16384), metavar="T,T,...",
+                        help="input sequence lengths in frames (default: 16,128,1024,16384)")
+    models.add_argument("--batch-size", type=int, default=1, help="samples per step (default: 1)")
+    models.add_argument("--frame", default="1,73,144", metavar="C,H,W", help="frame shape (default: 1,73,144)")
+    models.add_argument("--steps", type=int, default=3, help="timed steps per case after one warm-up (default: 3)")
+    models.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    models.add_argument("--timeout", type=float, default=600, help="seconds allowed per case (default: 600)")
+    models.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)")
+    models.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from megageo.bench import models
+
+    results = models.run_bench(
+        args.configs, list(args.seq_lens), args.batch_size, models.parse_frame(args.frame), args.steps,
+        args.threads, args.timeout, progress=lambda case: print(f"  {case.mixer} @ {case.seq_len}: {case.status}", flush=True),
+    )
+    print(models.format_table(results))
+    print("\n".join(models.ratios_to_transformer(results)))
+    json_path, plot_path = models.write_results(results, args.out)
+    print(f"wrote {json_path} and {plot_path}")
+    return 0
 
 
 def _comma_separated_ints(text: str) -> tuple[int, ...]:

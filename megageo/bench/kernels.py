@@ -171,15 +171,15 @@ def run(
     return timings
 
 
-HEADER = f"{'op':<18}{'T':>7}{'chunked s':>11}{'ms/1K steps':>13}{'naive s':>16}{'naive/chunked':>15}  reference"
+HEADER = f"{'op':<18}{'T':>7}{'chunked s':>11}{'ms/1K steps':>13}{'naive s':>18}{'naive/chunked':>15}  reference"
 
 
 def format_row(timing: Timing, naive_max_len: int, has_naive: bool) -> str:
     per_thousand_ms = 1e6 * timing.chunked_s / timing.length
     if timing.naive_s is not None:
-        naive = f"{timing.naive_s:>16.3f}{timing.naive_s / timing.chunked_s:>14.1f}x"
+        naive = f"{timing.naive_s:>18.3f}{timing.naive_s / timing.chunked_s:>14.1f}x"
     else:
-        naive = f"{'skipped (> ' + str(naive_max_len) + ')' if has_naive else '-':>16}{'':>15}"
+        naive = f"{'skipped (> ' + str(naive_max_len) + ')' if has_naive else '-':>18}{'':>15}"
     reference = ""
     if timing.reference_s is not None:
         ratio = timing.reference_s / timing.chunked_s
@@ -194,7 +194,7 @@ def crossover_summary(timings: Sequence[Timing]) -> list[str]:
         return []
     lines = []
     for op in dict.fromkeys(t.op for t in timings if t.op != "attention"):
-        faster = [t.length for t in timings if t.op == op and t.length in attention and t.chunked_s < attention[t.length]]
+        faster = [t.length for t in timings if t.op == op and t.chunked_s < attention.get(t.length, 0.0)]
         verdict = f"faster than attention from T = {min(faster)}" if faster else "slower than attention at every T"
         lines.append(f"{op}: {verdict} (measured T: {', '.join(str(length) for length in sorted(attention))})")
     return lines

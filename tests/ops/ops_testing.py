@@ -18,11 +18,20 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def random_inputs(
-    op: str, batch: int, length: int, heads: int, dim: int, initial_state: bool, seed: int = 0
+    op: str,
+    batch: int,
+    length: int,
+    heads: int,
+    dim: int,
+    initial_state: bool,
+    strong_decay: bool = False,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Inputs as fla's layers produce them: log-sigmoid gates, sigmoid betas, l2-normalised keys for the delta rules.
 
     `op` is one of "gla", "delta_rule", "gated_delta_rule", "kda"; the tensors are float32 `[B, T, H, ...]`.
+    `strong_decay` maps the gates to `4 g - 1`, about -4 per step and -270 over a chunk, where `exp(-cumsum(g))`
+    would overflow float32: the kernels must never exponentiate such sums.
     """
     generator = torch.Generator().manual_seed(seed)
 
@@ -37,9 +46,16 @@ def random_inputs(
         inputs["g"] = F.logsigmoid(randn(batch, length, heads, dim))
     if op == "gated_delta_rule":
         inputs["g"] = F.logsigmoid(randn(batch, length, heads))
+    if strong_decay:
+        inputs["g"] = 4 * inputs["g"] - 1
     if initial_state:
         inputs["initial_state"] = randn(batch, heads, dim, dim)
     return inputs
+
+
+def assert_matches_oracle(kernel: Kernel, oracle: Kernel, inputs: dict[str, torch.Tensor]) -> None:
+    errors = compare_with_oracle(kernel, oracle, inputs)
+    assert max(errors.values()) <= TOLERANCE, errors
 
 
 def compare_with_oracle(

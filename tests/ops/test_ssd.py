@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from ops_testing import TOLERANCE, compare_with_oracle, relative_error
+from ops_testing import TOLERANCE, assert_matches_oracle, relative_error
 from transformers.models.mamba2.modeling_mamba2 import mamba2_chunk_scan
 
 from megageo.ops import mamba_chunk_scan_combined
@@ -73,8 +73,7 @@ def transformers_oracle(x: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.
 @pytest.mark.parametrize("initial_states", [False, True])
 @pytest.mark.parametrize("oracle", [transformers_oracle, stepwise_ssd], ids=["transformers", "stepwise"])
 def test_matches_oracle(length: int, initial_states: bool, oracle) -> None:
-    errors = compare_with_oracle(kernel, oracle, ssd_inputs(length, initial_states))
-    assert max(errors.values()) <= TOLERANCE, errors
+    assert_matches_oracle(kernel, oracle, ssd_inputs(length, initial_states))
 
 
 def test_output_gate_and_per_channel_skip() -> None:

@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "megageo.train.commands",
     "megageo.eval.commands",
     "megageo.bench.commands",
-    "megageo.convert_commands",
+    "megageo.convert.commands",
 )
 
 

@@ -1,0 +1,139 @@
+"""Evaluate a trained forecaster on the validation split next to persistence and climatology (`megageo eval`).
+
+The model runs on one CPU process from a release checkpoint (or a DeepSpeed checkpoint consolidated in memory).
+Forecasts beyond the model's `T_out` are autoregressive rollouts; every score is in metres, at 6-hourly leads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from megageo.data.dataset import WindowDataset
+from megageo.errors import MegageoError
+from megageo.eval.climatology import Climatology
+from megageo.eval.rollout import rollout
+
+
+@dataclass
+class Forecasts:
+    """Everything in metres: inputs [N, T_in, C, H, W], truth and forecast [N, leads, C, H, W]."""
+
+    inputs: np.ndarray
+    truth: np.ndarray
+    forecast: np.ndarray
+    valid_times: np.ndarray
+    lead_hours: list[float]
+
+
+def normalised_dataset(store: str | Path, stats: dict[str, Any], split: str, t_in: int, leads: int) -> WindowDataset:
+    """Windows normalised with the *checkpoint's* statistics, so a model sees inputs scaled as in training."""
+    dataset = WindowDataset(store, split=split, t_in=t_in, t_out=leads)
+    levels = np.asarray(stats["level"], dtype=float)
+    store_levels = np.asarray(dataset.store.level, dtype=float)[dataset.channels]
+    if levels.shape != store_levels.shape or not np.allclose(levels, store_levels):
+        raise MegageoError(f"{store}: levels {store_levels.tolist()} differ from the checkpoint's {levels.tolist()}")
+    dataset.mean = np.asarray(stats["mean"], dtype=np.float32)
+    dataset.std = np.asarray(stats["std"], dtype=np.float32)
+    return dataset
+
+
+def evenly_spaced(count: int, limit: int) -> np.ndarray:
+    """A fixed sample set: `limit` windows spread over the split (all of them when there are fewer)."""
+    return np.unique(np.linspace(0, count - 1, num=min(count, limit)).round().astype(int))
+
+
+def predict(step_fn: Callable[[torch.Tensor], torch.Tensor], dataset: WindowDataset, indices: np.ndarray,
+            batch_size: int, progress: Callable[[int], None] | None = None) -> Forecasts:
+    leads = dataset.t_out
+    inputs, truth, forecast, times = [], [], [], []
+    for start in range(0, len(indices), batch_size):
+        batch = indices[start:start + batch_size]
+        x, y = (torch.stack(parts) for parts in zip(*(dataset[int(i)] for i in batch)))
+        with torch.no_grad():
+            prediction = rollout(step_fn, x, leads)
+        inputs.append(dataset.denormalize(x).numpy())
+        truth.append(dataset.denormalize(y).numpy())
+        forecast.append(dataset.denormalize(prediction).numpy())
+        times.extend(dataset.valid_times(int(i)) for i in batch)
+        if progress is not None:
+            progress(len(batch))
+    step = dataset.step_hours
+    return Forecasts(np.concatenate(inputs), np.concatenate(truth), np.concatenate(forecast), np.asarray(times),
+                     [step * (lead + 1) for lead in range(leads)])
+
+
+class StoreFrames:
+    """Some channels of a store's leading frames, read slice by slice as `Climatology.fit` asks for them, so a
+    multi-decade training split never has to fit in memory."""
+
+    def __init__(self, dataset: WindowDataset, stop: int):
+        self.store, self.channels = dataset.store, dataset.channels
+        _, _, height, width = self.store.shape
+        self.shape = (stop, len(self.channels), height, width)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.store.read(rows.start, rows.stop)[:, self.channels]
+
+
+def training_climatology(dataset: WindowDataset) -> Climatology:
+    """Day-of-year × hour-of-day climatology of the training frames only (the ACC reference and a baseline)."""
+    train_end = dataset.store.train_end
+    return Climatology.fit(StoreFrames(dataset, train_end), dataset.store.dates(np.arange(train_end)))
+
+
+def model_step(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    model.eval()
+    return lambda frames: model(frames).float()
+
+
+def evaluate_checkpoint(checkpoint: str | Path, out_dir: Path, store: str | None = None, max_samples: int = 256,
+                        batch_size: int = 32, rollout_steps: int = 0, map_sample: int = 0,
+                        name: str | None = None) -> dict[str, Any]:
+    """Score a checkpoint on the validation split and write eval.json, eval.md and the figures into `out_dir`."""
+    from tqdm import tqdm
+
+    from megageo.convert.release import build_model, load_release
+    from megageo.eval.plots import plot_forecast_maps, plot_loss_curves, plot_metric_vs_lead
+    from megageo.eval.report import evaluate_against_baselines, write_report
+
+    release = load_release(checkpoint)
+    config = release.config
+    store = store or config.data.store
+    leads = config.data.t_out + rollout_steps
+    dataset = normalised_dataset(store, release.stats, "val", config.data.t_in, leads)
+    indices = evenly_spaced(len(dataset), max_samples)
+    if not 0 <= map_sample < len(indices):
+        raise MegageoError(f"--map-sample {map_sample} is outside the {len(indices)} evaluated samples")
+    model = build_model(release)
+    label = name or config.model.mixer.type
+    with tqdm(total=len(indices), desc=f"eval {label}", unit="sample") as bar:
+        forecasts = predict(model_step(model), dataset, indices, batch_size, progress=bar.update)
+    climatology = training_climatology(dataset)
+    report = evaluate_against_baselines(
+        forecasts.inputs, forecasts.truth, {label: forecasts.forecast}, climatology, forecasts.valid_times,
+        dataset.store.lat, forecasts.lead_hours, checkpoint=str(checkpoint), step=release.step, store=str(store),
+        split="val", samples=len(indices), autoregressive_after_lead=config.data.t_out,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(report, out_dir)
+    last = len(forecasts.lead_hours) - 1
+    plot_forecast_maps(
+        forecasts.forecast[map_sample, last, 0], forecasts.truth[map_sample, last, 0], dataset.store.lat,
+        dataset.store.lon, out_dir / "maps.png",
+        title=f"{label}: Z500 at +{forecasts.lead_hours[last]:g} h, valid {forecasts.valid_times[map_sample, last]}",
+    )
+    plot_metric_vs_lead(report, out_dir / "rmse_vs_lead.png")
+    metrics = next((folder / "metrics.jsonl" for folder in (Path(checkpoint), Path(checkpoint).parent)
+                    if (folder / "metrics.jsonl").is_file()), None)
+    if metrics is not None:
+        plot_loss_curves({label: metrics}, out_dir / "loss.png")
+    return report

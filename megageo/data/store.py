@@ -99,5 +99,6 @@ class Store:
         ]
         lines += [f"{p:>11g} {m:>10.1f} {s:>9.1f}" for p, m, s in zip(self.level, self.mean, self.std)]
         lines.append(f"sources   {len(self.sources)} file(s)")
-        lines += [f"  {s['name']}  {s['frames']} frames  {s['bytes']} bytes  sha256 {s['sha256']}" for s in self.sources]
+        lines += [f"  {s['name']}  {s['frames']} frames  {s['bytes']} bytes  sha256 {s['sha256']}"
+                  for s in self.sources]
         return "\n".join(lines)

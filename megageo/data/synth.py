@@ -56,6 +56,13 @@ EDDY_SPEED = 15.0  # m/s, rms wind of the initial vortices
 EDDY_DEGREES = (3, 15)
 TIME_UNITS = "hours since 1800-01-01 00:00:0.0"  # PSL's spelling
 MISSING = np.float32(-9.96921e36)
+COORDINATE_ATTRS = {  # PSL names and units
+    "level": ("f4", {"units": "millibar", "long_name": "Level", "positive": "down", "axis": "Z"}),
+    "lat": ("f4", {"units": "degrees_north", "long_name": "Latitude", "standard_name": "latitude", "axis": "Y"}),
+    "lon": ("f4", {"units": "degrees_east", "long_name": "Longitude", "standard_name": "longitude", "axis": "X"}),
+    "time": ("f8", {"units": TIME_UNITS, "long_name": "Time", "standard_name": "time", "axis": "T",
+                    "delta_t": "0000-00-00 06:00:00"}),
+}
 
 
 def balanced_state(solver, generator):
@@ -143,14 +150,7 @@ class YearFile:
         ds.createDimension("level", len(levels))
         ds.createDimension("lat", NLAT)
         ds.createDimension("lon", NLON)
-        coords = {
-            "level": ("f4", {"units": "millibar", "long_name": "Level", "positive": "down", "axis": "Z"}),
-            "lat": ("f4", {"units": "degrees_north", "long_name": "Latitude", "standard_name": "latitude", "axis": "Y"}),
-            "lon": ("f4", {"units": "degrees_east", "long_name": "Longitude", "standard_name": "longitude", "axis": "X"}),
-            "time": ("f8", {"units": TIME_UNITS, "long_name": "Time", "standard_name": "time", "axis": "T",
-                            "delta_t": "0000-00-00 06:00:00"}),
-        }
-        for name, (dtype, attrs) in coords.items():
+        for name, (dtype, attrs) in COORDINATE_ATTRS.items():
             ds.createVariable(name, dtype, (name,)).setncatts(attrs)
         ds["level"][:] = np.asarray(levels, dtype=np.float32)
         ds["lat"][:] = np.linspace(90, -90, NLAT, dtype=np.float32)

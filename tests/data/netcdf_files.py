@@ -17,6 +17,13 @@ LAT = np.linspace(90, -90, 5)
 LON = np.arange(0, 360, 45.0)
 G0 = 9.80665
 HOURS_1979 = 1569072.0  # 1979-01-01 00:00 in hours since 1800-01-01
+NAMES = {"ncep": ("time", "level", "lat", "lon", "hgt"), "cf": ("valid_time", "pressure", "latitude", "longitude", "z")}
+HEIGHT_ATTRS = {
+    "ncep": {"long_name": "4xDaily Geopotential height", "var_desc": "Geopotential height", "units": "m"},
+    "cf": {"standard_name": "geopotential_height", "units": "m"},
+}
+GEOPOTENTIAL_ATTRS = {"standard_name": "geopotential", "units": "m**2 s**-2"}
+CF_TIME_ATTRS = {"standard_name": "time", "units": "days since 1979-01-01", "calendar": "proleptic_gregorian"}
 
 
 def heights(frames: int, seed: int = 0) -> np.ndarray:
@@ -40,13 +47,13 @@ def write(
     """Write `values` (m, [T, level, lat, lon] with lat as given, north to south) and return what a correct
     reader yields as float32: packed values are add_offset + packed * scale_factor, rounded once."""
     cf = style == "cf"
-    names = ("valid_time", "pressure", "latitude", "longitude", "z") if cf else ("time", "level", "lat", "lon", "hgt")
+    names = NAMES[style]
     with netCDF4.Dataset(path, "w", format="NETCDF3_CLASSIC" if packed else "NETCDF4_CLASSIC") as ds:
         for name, size in zip(names[:4], (None, levels.size, lat.size, LON.size)):
             ds.createDimension(name, size)
         time = ds.createVariable(names[0], "f8", (names[0],))
         if cf:
-            time.setncatts({"standard_name": "time", "units": "days since 1979-01-01", "calendar": "proleptic_gregorian"})
+            time.setncatts(CF_TIME_ATTRS)
             time[:] = (hours - HOURS_1979) / 24
         else:
             time.setncatts({"units": "hours since 1800-01-01 00:00:0.0", "long_name": "Time", "axis": "T"})
@@ -65,22 +72,16 @@ def write(
         stored = values[:, :, ::-1] if lat_ascending else values
         if geopotential:
             stored = stored * G0
-        attrs = (
-            {"standard_name": "geopotential", "units": "m**2 s**-2"}
-            if geopotential
-            else {"standard_name": "geopotential_height", "units": "m"}
-            if cf
-            else {"long_name": "4xDaily Geopotential height", "var_desc": "Geopotential height", "units": "m"}
-        )
         var = ds.createVariable(names[4], "i2" if packed else "f4", names[:4])
-        var.setncatts(attrs)
+        var.setncatts(GEOPOTENTIAL_ATTRS if geopotential else HEIGHT_ATTRS[style])
         if packed:
             scale, offset = packed
-            var.setncatts({"scale_factor": np.float32(scale), "add_offset": np.float32(offset), "missing_value": np.int16(32766)})
+            var.setncatts({"scale_factor": np.float32(scale), "add_offset": np.float32(offset)})
+            var.missing_value = np.int16(32766)  # NCEP's packed missing value
             var.set_auto_maskandscale(False)
             raw = np.round((stored - np.float32(offset)) / np.float32(scale)).astype(np.int16)
             var[:] = raw
-            expected = (float(np.float32(offset)) + raw.astype(np.float64) * float(np.float32(scale)))
+            expected = float(np.float32(offset)) + raw.astype(np.float64) * float(np.float32(scale))
         else:
             var.setncatts({"missing_value": np.float32(-9.96921e36)})
             var[:] = stored

@@ -48,7 +48,8 @@ def with_bad_value(path, value, packed=None):
 
 CASES = {
     "missing file": (lambda p: p, r"in\.nc: no such file or directory"),
-    "truncated netCDF3": (lambda p: truncated(p, packed=(1.0, 5000.0)), r"in\.nc: truncated: 1260 bytes, its header needs 1757"),
+    "truncated netCDF3": (lambda p: truncated(p, packed=(1.0, 5000.0)),
+                          r"in\.nc: truncated: 1260 bytes, its header needs 1757"),
     "truncated netCDF4": (truncated, r"in\.nc: not a readable netCDF file, truncated or another format\?"),
     "not netCDF": (not_netcdf, r"in\.nc: not a readable netCDF file"),
     "no geopotential height": (no_height, r"in\.nc: no geopotential-height variable \(variables: air\)"),

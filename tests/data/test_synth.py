@@ -22,8 +22,8 @@ def read_files(paths) -> dict[str, np.ndarray]:
 
 
 def short_run(out, seed):
-    """Four frames, the last one in the next year: 1979-12-31 06:00 .. 1980-01-01 00:00."""
-    return synthesize(out, days=1, seed=seed, start="1979-12-31T06:00", spinup_days=0.25, progress=False)
+    """Two frames, one in each year: 1979-12-31 18:00 and 1980-01-01 00:00."""
+    return synthesize(out, days=0.5, seed=seed, start="1979-12-31T18:00", spinup_days=0.25, progress=False)
 
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path):
@@ -33,7 +33,7 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     assert a.keys() == b.keys() == c.keys()
     assert all(np.array_equal(a[key], b[key]) for key in a)
     assert not np.array_equal(a["hgt.1979.nc:hgt"], c["hgt.1979.nc:hgt"])
-    assert a["hgt.1979.nc:time"].tolist() == [1577814.0, 1577820.0, 1577826.0]
+    assert a["hgt.1979.nc:time"].tolist() == [1577826.0]
     assert a["hgt.1980.nc:time"].tolist() == [1577832.0]
 
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# megageo train under the deepspeed launcher.
+#   one node:    launch/deepspeed.sh NPROC [megageo train arguments...]
+#   many nodes:  HOSTFILE=hosts launch/deepspeed.sh NPROC [...]   ("host slots=N" lines; passwordless ssh to
+#                each host, SSH_PORT if sshd is not on 22). The launcher reaches the other hosts over pdsh/ssh.
+# NPROC is processes per host (DeepSpeed says GPUs). Ranks read LOCAL_RANK from the environment, so the
+# launcher is told not to append --local_rank.
+set -euo pipefail
+nproc=${1:?usage: launch/deepspeed.sh NPROC [megageo train arguments...]}
+shift
+multi_node=()
+if [[ -n "${HOSTFILE:-}" ]]; then
+    multi_node=(--hostfile "$HOSTFILE" --force_multi --launcher "${DS_LAUNCHER:-pdsh}")
+    [[ -n "${SSH_PORT:-}" ]] && multi_node+=(--ssh_port "$SSH_PORT")
+fi
+exec deepspeed "${multi_node[@]}" --num_gpus "$nproc" --master_port "${MASTER_PORT:-29500}" --no_local_rank \
+    --module megageo train "$@"

@@ -34,8 +34,8 @@ class WindowDataset(Dataset):
         self.store = Store(store_path)
         self.split, self.t_in, self.t_out = split, t_in, t_out
         steps = self.store.steps()
-        if steps.size and np.any(steps != steps[0]):
-            i = int(np.argmax(steps != steps[0]))
+        i = self.store.first_irregular_step()
+        if i is not None:
             raise MegageoError(
                 f"{self.store.path}: irregular time step ({steps[0]:g} h, then {steps[i]:g} h after frame {i}: "
                 f"{self.store.dates(i)[0]}); windows need a regular step, not means or gappy series"

@@ -79,11 +79,18 @@ class Store:
         """Hours between consecutive frames."""
         return np.diff(self.time)
 
+    def first_irregular_step(self) -> int | None:
+        """Index i of the first step time[i + 1] - time[i] that differs from the first step, or None if the
+        axis is regular. Differences under 3.6 s count as equal: float32 time axes in days round that much."""
+        steps = self.steps()
+        irregular = np.flatnonzero(np.abs(steps - steps[:1]) > 1e-3)
+        return int(irregular[0]) if irregular.size else None
+
     def summary(self) -> str:
         """What `megageo data inspect` prints."""
         steps = self.steps()
         first, last = self.dates([0, -1]) if len(self) else ("-", "-")
-        if steps.size and np.all(steps == steps[0]):
+        if steps.size and self.first_irregular_step() is None:
             step = f"{steps[0]:g} h (regular)"
         else:
             step = f"irregular, {steps.min():g} to {steps.max():g} h" if steps.size else "single frame"

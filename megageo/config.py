@@ -134,6 +134,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return config
 
 
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Rebuild the `Config` that `Config.to_dict` resolved (as checkpoints record it), validated like a file."""
+    importlib.import_module("megageo.model.mixers")
+    config = _build(Config, raw, "")
+    validate(config)
+    return config
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read one config file; a top-level `base: other.yaml` (relative to this file) is read first and updated."""
     if not path.is_file():

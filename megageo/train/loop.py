@@ -56,7 +56,7 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
         dump_config(config, run_dir / "config.yaml")
     dist.barrier()
     metadata = {
-        "layout": layout.as_dict(), "config": config.to_dict(),
+        "layout": layout.as_dict(), "config": config.to_dict(), "frame_shape": list(frame_shape),
         "normalization": {"store": str(data.store), "levels": train_set.store.level[train_set.channels].tolist(),
                           "mean": train_set.mean.tolist(), "std": train_set.std.tolist()},
     }
@@ -77,8 +77,9 @@ class Loop:
         self.config, self.engine, self.batches, self.val_batches, self.log = config, engine, batches, val_batches, log
         train = config.train
         self.frames_per_step = train.global_batch_size * config.data.t_in
-        forward = summarize(config.model, frame_shape, config.data.t_out).flops_per_token(config.model, config.data.t_in)
-        self.flops_per_step_per_rank = 3 * forward * self.frames_per_step / world_size
+        summary = summarize(config.model, frame_shape, config.data.t_out)
+        forward = summary.flops_per_token(config.model, config.data.t_in)
+        self.flops_per_step_per_rank = 3 * forward * self.frames_per_step / world_size  # forward + 2x backward
         self.preemption = Preemption()
         self.bar = tqdm(total=train.steps, unit="step", desc="train", disable=not log.enabled, dynamic_ncols=True)
 

@@ -2,7 +2,8 @@
 # megageo train under the deepspeed launcher.
 #   one node:    launch/deepspeed.sh NPROC [megageo train arguments...]
 #   many nodes:  HOSTFILE=hosts launch/deepspeed.sh NPROC [...]   ("host slots=N" lines; passwordless ssh to
-#                each host, SSH_PORT if sshd is not on 22). The launcher reaches the other hosts over pdsh/ssh.
+#                each host, SSH_PORT if sshd is not on 22). The launcher reaches the other hosts over pdsh/ssh
+#                and finds the rendezvous address with `ssh HOST hostname -I` unless MASTER_ADDR is set.
 # NPROC is processes per host (DeepSpeed says GPUs). Ranks read LOCAL_RANK from the environment, so the
 # launcher is told not to append --local_rank.
 set -euo pipefail
@@ -12,6 +13,7 @@ multi_node=()
 if [[ -n "${HOSTFILE:-}" ]]; then
     multi_node=(--hostfile "$HOSTFILE" --force_multi --launcher "${DS_LAUNCHER:-pdsh}")
     [[ -n "${SSH_PORT:-}" ]] && multi_node+=(--ssh_port "$SSH_PORT")
+    [[ -n "${MASTER_ADDR:-}" ]] && multi_node+=(--master_addr "$MASTER_ADDR")
 fi
 exec deepspeed "${multi_node[@]}" --num_gpus "$nproc" --master_port "${MASTER_PORT:-29500}" --no_local_rank \
     --module megageo train "$@"

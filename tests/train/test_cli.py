@@ -69,7 +69,8 @@ def test_run_directory_holds_config_metrics_tensorboard_and_checkpoint(tmp_path)
     schedule = WarmupCosine(lr=1e-3, min_lr=0.0, warmup_steps=2, steps=6)
     assert [r["lr"] for r in train_records] == pytest.approx([schedule.value(s - 1) for s in (2, 4, 6)], rel=1e-9)
     assert all(r["tokens_per_s"] > 0 and r["tflops"] > 0 and r["peak_mem_gb"] > 0.05 for r in train_records)
-    assert [(r["step"], set(r)) for r in val_records] == [(3, {"split", "step", "val_loss"}), (6, {"split", "step", "val_loss"})]
+    assert [r["step"] for r in val_records] == [3, 6]
+    assert all(set(r) == {"split", "step", "val_loss"} and 0.0 < r["val_loss"] < 10.0 for r in val_records)
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     assert (run / "checkpoints" / "latest").read_text() == "step00000006"
     assert Path(run / "checkpoints" / "step00000006" / "megageo.json").is_file()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,56 @@ def test_polaris_bench_job_outside_pbs(store, tmp_path) -> None:
     records = [json.loads(line) for line in (tmp_path / "bench" / "gla-n2" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, STEPS + 1)), output[-4000:]
     assert all(r["tokens_per_s"] > 0 for r in records)
+
+
+@pytest.fixture
+def loopback_sshd(tmp_path) -> Iterator[Path]:
+    """An sshd on 127.0.0.1 accepting a throwaway key, and an `ssh` on PATH that uses it (pdsh and DeepSpeed's
+    own ssh checks both call `ssh`). Yields the directory to put first on PATH."""
+    missing = [tool for tool in ("/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/pdsh") if not Path(tool).exists()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install openssh-server pdsh)")
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text((keys / "client_key.pub").read_text())
+    port = free_port()
+    (keys / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host_key'}\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\n"
+        f"PidFile {keys / 'sshd.pid'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin yes\n"
+    )
+    (keys / "ssh_config").write_text(
+        f"Host *\n  Port {port}\n  IdentityFile {keys / 'client_key'}\n  StrictHostKeyChecking no\n"
+        f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {keys / "ssh_config"} "$@"\n')
+    (bin_dir / "ssh").chmod(0o755)
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(keys / "sshd_config")],
+                            stderr=subprocess.DEVNULL)
+    probe = [str(bin_dir / "ssh"), "-o", "ConnectTimeout=2", "127.0.0.1", "true"]
+    for _ in range(50):  # wait until sshd listens
+        if subprocess.run(probe, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        sshd.kill()
+        pytest.skip("the loopback sshd did not accept the throwaway key")
+    yield bin_dir
+    sshd.terminate()
+    sshd.wait()
+
+
+@pytest.mark.slow
+def test_deepspeed_hostfile_launch_over_ssh(store, tmp_path, loopback_sshd) -> None:
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("localhost slots=1\n127.0.0.1 slots=1\n")  # two "hosts", one rank each
+    env = launch_env(HOSTFILE=str(hostfile), MASTER_ADDR="127.0.0.1",
+                     PATH=f"{loopback_sshd}:{os.environ['PATH']}")
+    output = run(["bash", str(REPO / "launch" / "deepspeed.sh"), "1", *train_arguments(store, tmp_path / "run")], env)
+    assert "pdsh" in output
+    assert_completed_on_two_ranks(tmp_path / "run", output)

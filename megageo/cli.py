@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "megageo.eval.commands",
     "megageo.bench.commands",
     "megageo.convert.commands",
+    "megageo.demo",
 )
 
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as missing:
-            if missing.name != name:
+            if not name.startswith(missing.name or "?"):
                 raise
             continue
         module.register(subparsers)

@@ -34,7 +34,7 @@ class Forecasts:
 def normalised_dataset(store: str | Path, stats: dict[str, Any], split: str, t_in: int, leads: int) -> WindowDataset:
     """Windows normalised with the *checkpoint's* statistics, so a model sees inputs scaled as in training."""
     dataset = WindowDataset(store, split=split, t_in=t_in, t_out=leads)
-    levels = np.asarray(stats["level"], dtype=float)
+    levels = np.asarray(stats["levels"], dtype=float)
     store_levels = np.asarray(dataset.store.level, dtype=float)[dataset.channels]
     if levels.shape != store_levels.shape or not np.allclose(levels, store_levels):
         raise MegageoError(f"{store}: levels {store_levels.tolist()} differ from the checkpoint's {levels.tolist()}")

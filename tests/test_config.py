@@ -14,7 +14,7 @@ def test_default_is_the_tiny_gla_and_inherits_its_base() -> None:
     config = load_config()
     assert DEFAULT_CONFIG == TINY_GLA
     assert config.model.mixer.type == "gla"
-    assert (config.model.num_layers, config.model.hidden_size, config.data.t_in, config.data.t_out) == (2, 64, 8, 4)
+    assert (config.model.num_layers, config.model.hidden_size, config.data.t_in, config.data.t_out) == (2, 256, 8, 4)
     assert config.train.precision == "fp32"
 
 
@@ -51,7 +51,7 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
          "train.global_batch_size=10 is not a multiple of train.micro_batch_size=4"),
         (["parallel.sequence_parallel=true"], "parallel.sequence_parallel needs parallel.tensor_parallel > 1"),
         (["train.precision=fp8"], "train.precision must be auto, fp32 or bf16"),
-        (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 19.2"),
+        (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 76.8"),
         (["train.steps=0"], "train.steps must be at least 1, got 0"),
         (["trainsteps"], "must look like section.key=value"),
     ],

@@ -44,7 +44,7 @@ def test_table2_configs_are_340m_within_ten_percent(mixer: str) -> None:
 
 def test_transformer_flops_per_token_by_hand() -> None:
     config, summary = summary_of(CONFIG_DIR / "tiny" / "transformer.yaml")
-    hidden, heads, head_dim, ffn, layers, seq = 64, 4, 16, 256, 2, 8
+    hidden, heads, head_dim, ffn, layers, seq = 256, 4, 64, 768, 2, 8
     t_out = config.data.t_out
     dense = 2 * (FRAME_SIZE * hidden + layers * (4 * hidden * heads * head_dim + 3 * hidden * ffn))
     head = 2 * hidden * t_out * FRAME_SIZE / seq

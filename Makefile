@@ -20,10 +20,7 @@ $(VENV)/.installed: setup.py requirements-cpu.txt
 	touch $@
 
 demo: install
-	$(BIN)/megageo data synth --out $(DEMO_OUT)/data/netcdf --days 120 --seed 0
-	$(BIN)/megageo data build --src $(DEMO_OUT)/data/netcdf --out $(DEMO_OUT)/data/store.h5 --levels 500
-	$(BIN)/megageo data inspect $(DEMO_OUT)/data/store.h5
-	$(BIN)/megageo model summary --config configs/tiny/gla.yaml configs/tiny/transformer.yaml
+	$(BIN)/megageo demo --out $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -56,7 +56,8 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return self.starts.size
 
-    def _frames(self, start: int, stop: int) -> torch.Tensor:
+    def normalized_frames(self, start: int, stop: int) -> torch.Tensor:
+        """frames[start:stop] of this dataset's levels, normalised: [n, C, H, W]."""
         block = self.store.read(start, stop)[:, self.channels]
         return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None])
 
@@ -66,14 +67,14 @@ class WindowDataset(Dataset):
             raise MegageoError(f"cannot give part {part} of {parts} of {self.t_in} input frames")
         start = int(self.starts[index])
         share = self.t_in // parts
-        x = self._frames(start + part * share, start + (part + 1) * share)
-        y = self._frames(start + self.t_in, start + self.t_in + self.t_out)
+        x = self.normalized_frames(start + part * share, start + (part + 1) * share)
+        y = self.normalized_frames(start + self.t_in, start + self.t_in + self.t_out)
         return x, y
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """x [T_in, C, H, W], y [T_out, C, H, W], float32, normalised; one contiguous read."""
         start = int(self.starts[index])
-        frames = self._frames(start, start + self.t_in + self.t_out)
+        frames = self.normalized_frames(start, start + self.t_in + self.t_out)
         return frames[: self.t_in], frames[self.t_in :]
 
     def valid_times(self, index: int) -> np.ndarray:

@@ -24,7 +24,7 @@ def initial_window(dataset: WindowDataset, init_time: str) -> torch.Tensor:
     end = int(matches[0]) + 1
     if end < dataset.t_in:
         raise MegageoError(f"{init_time} leaves fewer than T_in = {dataset.t_in} frames before it in the store")
-    return dataset._frames(end - dataset.t_in, end)[None]
+    return dataset.normalized_frames(end - dataset.t_in, end)[None]
 
 
 def write_forecast(checkpoint: str | Path, init_time: str, lead_hours: float, out: Path,

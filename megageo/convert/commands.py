@@ -1,4 +1,4 @@
-"""`megageo convert consolidate | inspect`: DeepSpeed checkpoints to releases and other layouts."""
+"""`megageo convert consolidate | reshard | inspect`: DeepSpeed checkpoints to releases and other layouts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ def run_consolidate(args: argparse.Namespace) -> int:
     release = load_release(args.checkpoint)
     out = save_release(release, args.out, args.dtype)
     print(f"{out}: {len(release.state_dict)} tensors ({args.dtype}) at step {release.step}")
+    return 0
+
+
+def run_reshard(args: argparse.Namespace) -> int:
+    from megageo.convert.reshard import reshard
+
+    out = reshard(args.checkpoint, args.out_dir, args.tp, args.pp, args.dp)
+    print(f"{out}: resharded to tp={args.tp}, pp={args.pp}")
     return 0
 
 
@@ -40,6 +48,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     consolidate.add_argument("out", metavar="OUT.safetensors")
     consolidate.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="weight dtype (default fp32)")
     consolidate.set_defaults(func=run_consolidate)
+
+    reshard = actions.add_parser(
+        "reshard", help="a DeepSpeed checkpoint at another TP/PP layout, optimizer state included",
+        description="Rewrite a checkpoint for another layout so `megageo train --resume` continues there. "
+        "OUT_DIR becomes the new run's checkpoints folder (train.out_dir/checkpoints).",
+    )
+    reshard.add_argument("checkpoint", metavar="CKPT_DIR")
+    reshard.add_argument("out_dir", metavar="OUT_DIR")
+    reshard.add_argument("--tp", type=int, required=True, help="tensor-parallel degree of the new layout")
+    reshard.add_argument("--pp", type=int, default=1, help="pipeline stages of the new layout (default 1)")
+    reshard.add_argument("--dp", type=int, default=None, help="data-parallel degree (default: the checkpoint's)")
+    reshard.set_defaults(func=run_reshard)
 
     inspect = actions.add_parser(
         "inspect", help="every tensor's shape, dtype and TP layout, and the step, layout and config",

@@ -59,7 +59,8 @@ def _unshard(
         tensor = spec.unshard(shards)
         if tensor.shape != spec.shape:
             raise MegageoError(
-                f"{source.tag_dir}: parameter {name} unshards to {tuple(tensor.shape)}, the config gives {tuple(spec.shape)}"
+                f"{source.tag_dir}: parameter {name} unshards to {tuple(tensor.shape)}, "
+                f"the config gives {tuple(spec.shape)}"
             )
         full[name] = tensor
     return full

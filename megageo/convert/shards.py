@@ -115,4 +115,5 @@ def _zero2_merge(alignment_paddings: list | None) -> Merge:
 def _zero3_merge(dp: int, groups: list, states: list) -> dict[str, torch.Tensor]:
     from deepspeed.utils import zero_to_fp32
 
-    return zero_to_fp32.to_torch_tensor(zero_to_fp32._get_fp32_state_dict_from_zero3_checkpoint(dp, groups, states, False))
+    lazy = zero_to_fp32._get_fp32_state_dict_from_zero3_checkpoint(dp, groups, states, False)
+    return zero_to_fp32.to_torch_tensor(lazy)

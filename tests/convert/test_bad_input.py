@@ -1,0 +1,73 @@
+"""Bad input fails with one MegageoError line before anything is written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from runs import SAVED_AT
+
+TAG = f"step{SAVED_AT:08d}"
+
+
+def convert(capsys, *args: str) -> str:
+    """Run `megageo convert ...`, expect exit status 2, return its one-line error."""
+    from megageo.cli import main
+
+    assert main(["convert", *map(str, args)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("megageo: error: ")
+    return error
+
+
+@pytest.mark.parametrize("action", ["consolidate", "reshard", "inspect"])
+def test_a_folder_without_a_checkpoint_is_refused(capsys, tmp_path, action: str) -> None:
+    out = tmp_path / "out"
+    extra = {"consolidate": [out], "reshard": [out, "--tp", "1"], "inspect": []}[action]
+    assert "not a megageo checkpoint (no 'latest' file" in convert(capsys, action, tmp_path, *extra)
+    assert not out.exists()
+
+
+def test_a_deepspeed_checkpoint_without_megageo_metadata_is_refused(capsys, tp2_run, tmp_path) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(tp2_run / "checkpoints" / TAG, checkpoints / TAG)
+    (checkpoints / TAG / "megageo.json").unlink()
+    (checkpoints / "latest").write_text(TAG)
+    error = convert(capsys, "consolidate", checkpoints, tmp_path / "out.safetensors")
+    assert f"{checkpoints / TAG}: not a megageo checkpoint (no megageo.json)" in error
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_a_missing_shard_is_named(capsys, tp2_run, tmp_path) -> None:
+    tag = tmp_path / TAG
+    shutil.copytree(tp2_run / "checkpoints" / TAG, tag)
+    (tag / "zero_pp_rank_0_mp_rank_01_optim_states.pt").unlink()
+    error = convert(capsys, "reshard", tag, tmp_path / "out", "--tp", "1")
+    assert "missing shard zero_pp_rank_0_mp_rank_01_optim_states.pt" in error
+    assert "tp=2, pp=1, dp=1, zero_stage=1" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == [TAG]
+
+
+def test_a_tensor_parallel_degree_that_splits_heads_is_refused(capsys, tp2_run, tmp_path) -> None:
+    error = convert(capsys, "reshard", tp2_run, tmp_path / "out", "--tp", "3")
+    assert "model.mixer.num_heads=4 is not divisible by parallel.tensor_parallel=3" in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_folder_is_left_alone(capsys, tp2_run, tmp_path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep").write_text("x")
+    assert "already exists" in convert(capsys, "reshard", tp2_run, tmp_path / "out", "--tp", "1")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["keep"]
+
+
+def test_a_file_that_is_not_a_release_is_refused(tmp_path) -> None:
+    from megageo.convert.release import load_release
+    from megageo.errors import MegageoError
+
+    path = tmp_path / "weights.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(MegageoError, match="not a safetensors file"):
+        load_release(path)

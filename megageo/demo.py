@@ -29,11 +29,12 @@ def megageo(*args: str) -> None:
         raise MegageoError(f"demo step failed (exit {completed.returncode}): megageo {' '.join(args)}")
 
 
-def run_demo(out: Path, days: int, steps: int, seed: int, bench_lengths: str) -> Path:
+def run_demo(out: Path, days: int, steps: int, seed: int, bench_lengths: str, train_fraction: float = 0.9) -> Path:
     started = time.perf_counter()
     store = out / "data" / "store.h5"
     megageo("data", "synth", "--out", str(out / "data" / "netcdf"), "--days", str(days), "--seed", str(seed))
-    megageo("data", "build", "--src", str(out / "data" / "netcdf"), "--out", str(store), "--levels", "500")
+    megageo("data", "build", "--src", str(out / "data" / "netcdf"), "--out", str(store), "--levels", "500",
+            "--train-fraction", str(train_fraction))
     for model in MODELS:
         run_dir = out / "runs" / model
         megageo("train", "--config", str(CONFIG_DIR / "tiny" / f"{model}.yaml"), "--set", f"data.store={store}",
@@ -122,4 +123,7 @@ def register(subparsers) -> None:
     demo.add_argument("--steps", type=int, default=300, help="training steps per model (default: 300)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic atmosphere (default: 0)")
     demo.add_argument("--bench-lengths", default="16,128,1024", help="bench sequence lengths (default: 16,128,1024)")
-    demo.set_defaults(func=lambda args: run_demo(args.out, args.days, args.steps, args.seed, args.bench_lengths) and 0)
+    demo.add_argument("--train-fraction", type=float, default=0.9,
+                      help="chronological training share of the store (default: 0.9)")
+    demo.set_defaults(func=lambda args: run_demo(args.out, args.days, args.steps, args.seed, args.bench_lengths,
+                                                 args.train_fraction) and 0)

@@ -34,6 +34,16 @@ def use_cpu_accelerator() -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def skip_cpu_shm_comm_build() -> None:
+    """On CPU, DeepSpeed JIT-compiles a shared-memory all-reduce when its communication backend starts: a minute of
+    g++ on first use, and a file lock that hangs every later start if a build is killed half-way. Only its
+    `inference_all_reduce` uses that op, which training never calls, so megageo marks it unavailable."""
+    import deepspeed.ops
+
+    if not torch.cuda.is_available():
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 @dataclass(frozen=True)
 class Layout:
     tp: int
@@ -112,6 +122,7 @@ class TrainEngine:
 
         from megageo.train.pipeline import build_pipeline, initialize_pipeline
 
+        skip_cpu_shm_comm_build()
         deepspeed.init_distributed()  # adopts the existing torch.distributed world; PipelineModule needs it
 
         model_config, train = config.model, config.train

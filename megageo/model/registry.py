@@ -24,6 +24,3 @@ def register_mixer(name: str, config_class: type[MixerConfig]):
 def build_mixer(config: MixerConfig, hidden_size: int, ctx: TensorParallelContext, eps: float) -> torch.nn.Module:
     return MIXERS[type(config)](config, hidden_size, ctx, eps)
 
-
-def mixer_names() -> list[str]:
-    return sorted(MixerConfig.registry)

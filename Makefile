@@ -22,5 +22,6 @@ $(VENV)/.installed: setup.py requirements-cpu.txt
 demo: install
 	$(BIN)/megageo demo --out $(DEMO_OUT)
 
+# The venv's bin first on PATH: the launcher tests start torchrun, deepspeed and mpirun by name.
 test: install
-	$(BIN)/python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -7,6 +7,7 @@ The backend follows the device (nccl on CUDA, gloo on CPU); ranks come from what
 from __future__ import annotations
 
 import os
+import socket
 from datetime import timedelta
 
 import torch
@@ -22,14 +23,16 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, timeout_s: int = 600) -> None:
-    """Join the default group (env:// rendezvous) and carve it into TP × PP × DP groups."""
+def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, timeout_s: int = 600,
+               init_method: str | None = None) -> None:
+    """Join the default group (env:// rendezvous unless `init_method` says otherwise) and carve it into TP × PP × DP."""
     apply_cpu_shim()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+        world = {} if init_method is None else {"init_method": init_method, "rank": 0, "world_size": 1}
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s), **world)
     if parallel_state.model_parallel_is_initialized():
         parallel_state.destroy_model_parallel()
     parallel_state.initialize_model_parallel(
@@ -38,13 +41,12 @@ def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, timeout_s: 
 
 
 def initialize_single_process() -> None:
-    """A world of one (for CLI tools and tests that run the model without a launcher)."""
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(29400 + os.getpid() % 1000))
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    initialize(1, 1)
+    """A world of one (CLI tools and tests that run the model without a launcher). It rendezvous on a port the
+    kernel picks and leaves `os.environ` alone, so child processes never inherit a port this process holds."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    initialize(1, 1, init_method=f"tcp://127.0.0.1:{port}")
 
 
 def tp_size() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -12,11 +11,7 @@ from typing import Any
 
 import torch.multiprocessing as mp
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from megageo.parallel.launch_env import free_port
 
 
 def _entry(rank: int, world_size: int, port: int, fn: Callable, args: tuple, queue) -> None:

@@ -35,16 +35,6 @@ class BenchCase:
     error: str = ""
 
 
-def _peak_memory_gb() -> float:
-    import resource
-
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux
-
-
 def _timed(fn, repeats: int) -> float:
     """Mean seconds per call after one warm-up call, synchronising the GPU around the timed region."""
     import torch
@@ -69,6 +59,7 @@ def measure(case: BenchCase, frame: tuple[int, int, int], steps: int, threads: i
     from megageo.model.parallel_layers import TensorParallelContext
     from megageo.model.summary import summarize
     from megageo.parallel import groups
+    from megageo.train.metrics_log import peak_memory_gb
 
     torch.set_num_threads(threads)
     groups.initialize_single_process()
@@ -95,7 +86,7 @@ def measure(case: BenchCase, frame: tuple[int, int, int], steps: int, threads: i
             model(frames)
 
     step_s = _timed(train_step, steps)
-    case.peak_mem_gb = _peak_memory_gb()
+    case.peak_mem_gb = peak_memory_gb()
     case.latency_ms = 1e3 * _timed(infer, steps) / case.batch_size
     tokens = case.batch_size * case.seq_len
     case.tokens_per_s = tokens / step_s

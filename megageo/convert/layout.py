@@ -13,8 +13,7 @@ import torch
 
 from megageo.config import Config
 from megageo.errors import MegageoError
-from megageo.model.forecaster import Forecaster
-from megageo.model.parallel_layers import TensorParallelContext
+from megageo.model.forecaster import Forecaster, unsharded_forecaster
 from megageo.parallel.partition import Partition, partition_of
 from megageo.train.engine import parameter_groups
 from megageo.train.pipeline import layer_names
@@ -85,7 +84,4 @@ class ModelLayout:
 
 def build_skeleton(config: Config, frame_shape: tuple[int, int, int]) -> Forecaster:
     """The TP=1 forecaster with uninitialised weights (shapes and partition declarations only)."""
-    model = config.model
-    ctx = TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=model.init_std,
-                                num_layers=model.num_layers)
-    return Forecaster(model, frame_shape, config.data.t_out, ctx)
+    return unsharded_forecaster(config.model, frame_shape, config.data.t_out)

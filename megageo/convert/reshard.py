@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -69,10 +68,9 @@ def spawn_ranks(world_size: int, *args: Any) -> None:
     """One local CPU process per rank of the target layout (gloo), as a launcher would start them."""
     import torch.multiprocessing as mp
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    mp.start_processes(_write_rank, args=(world_size, port, *args), nprocs=world_size, start_method="spawn")
+    from megageo.parallel.launch_env import free_port
+
+    mp.start_processes(_write_rank, args=(world_size, free_port(), *args), nprocs=world_size, start_method="spawn")
 
 
 def _write_rank(

@@ -64,7 +64,6 @@ def _read_plain(
 
 def _read_zero(source: SourceCheckpoint, layout: ModelLayout, mp_rank: int, moments: bool) -> RankTensors:
     from deepspeed.checkpoint import constants
-    from deepspeed.utils import zero_to_fp32
 
     zero3 = source.layout.zero_stage == 3
     dp_ranks = range(source.layout.dp)

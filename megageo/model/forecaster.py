@@ -70,6 +70,13 @@ class Forecaster(torch.nn.Module):
         return self.head(x)
 
 
+def unsharded_forecaster(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int) -> Forecaster:
+    """The TP=1 forecaster with uninitialised weights: full shapes and partition declarations, no process group."""
+    ctx = TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=config.init_std,
+                                num_layers=config.num_layers)
+    return Forecaster(config, frame_shape, t_out, ctx)
+
+
 def check_shapes(config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> None:
     frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
     if frame_size % ctx.tp:

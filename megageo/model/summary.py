@@ -10,8 +10,7 @@ from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParall
 from megageo.config import ModelConfig
 from megageo.model.conv import ShortConvolution
 from megageo.model.flops import forward_flops_per_token
-from megageo.model.forecaster import Forecaster
-from megageo.model.parallel_layers import TensorParallelContext
+from megageo.model.forecaster import unsharded_forecaster
 
 PARTS = {"input": "input projection", "backbone": "backbone", "head": "head"}
 LINEAR_TYPES = (ColumnParallelLinear, RowParallelLinear, torch.nn.Linear)
@@ -37,9 +36,7 @@ def _part(name: str) -> str:
 
 def summarize(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int) -> ModelSummary:
     """Count the unsharded model (built at TP=1 without initialising its weights)."""
-    ctx = TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=config.init_std,
-                                num_layers=config.num_layers)
-    model = Forecaster(config, frame_shape, t_out, ctx)
+    model = unsharded_forecaster(config, frame_shape, t_out)
     params = dict.fromkeys(PARTS, 0)
     for name, param in model.named_parameters():
         params[_part(name)] += param.numel()

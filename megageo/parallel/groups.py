@@ -7,7 +7,6 @@ The backend follows the device (nccl on CUDA, gloo on CPU); ranks come from what
 from __future__ import annotations
 
 import os
-import socket
 from datetime import timedelta
 
 import torch
@@ -15,6 +14,7 @@ import torch.distributed as dist
 from megatron.core import parallel_state
 
 from megageo.parallel.cpu_shim import apply_cpu_shim
+from megageo.parallel.launch_env import free_port
 
 
 def device() -> torch.device:
@@ -43,10 +43,7 @@ def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, timeout_s: 
 def initialize_single_process() -> None:
     """A world of one (CLI tools and tests that run the model without a launcher). It rendezvous on a port the
     kernel picks and leaves `os.environ` alone, so child processes never inherit a port this process holds."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    initialize(1, 1, init_method=f"tcp://127.0.0.1:{port}")
+    initialize(1, 1, init_method=f"tcp://127.0.0.1:{free_port()}")
 
 
 def tp_size() -> int:

@@ -55,7 +55,7 @@ def discover(environ: Mapping[str, str] | None = None) -> LaunchEnv:
     addr = _master_addr(env)
     port = _int(env, "MASTER_PORT") if "MASTER_PORT" in env else None
     if source == "single":
-        return LaunchEnv(0, 0, 1, addr or "127.0.0.1", port or _free_port(), source)
+        return LaunchEnv(0, 0, 1, addr or "127.0.0.1", port or free_port(), source)
     if source != "torch" and (addr is None or port is None):
         addr, port = _agree_over_mpi(addr, port)
     return LaunchEnv(rank, local_rank, world_size, addr or "127.0.0.1", port or DEFAULT_PORT, source)
@@ -81,7 +81,8 @@ def _master_addr(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (the kernel picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -92,7 +93,7 @@ def _agree_over_mpi(addr: str | None, port: int | None) -> tuple[str, int]:
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    mine = (addr or socket.gethostname(), port or _free_port()) if comm.Get_rank() == 0 else None
+    mine = (addr or socket.gethostname(), port or free_port()) if comm.Get_rank() == 0 else None
     return comm.bcast(mine, root=0)
 
 

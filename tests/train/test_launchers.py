@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from multiprocess import free_port
+from megageo.parallel.launch_env import free_port
 from tiny_run import build_tiny_store, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,6 +17,7 @@ from typing import Any
 
 from megageo.config import CONFIG_DIR
 from megageo.errors import MegageoError
+from megageo.io.atomic import write_text
 
 MODELS = ("gla", "transformer")
 HEADLINE_LEAD_HOURS = 24.0
@@ -106,9 +107,7 @@ def write_report(out: Path, seconds: float) -> Path:
         *(f"| {r['mixer']} | {r['seq_len']} | {r['tokens_per_s']:.1f} | {r['tflops']:.4f} | {r['peak_mem_gb']:.2f} "
           f"| {r['latency_ms']:.2f} | {r['status']} |" for r in bench),
     ]
-    path = out / "report.md"
-    path.write_text("\n".join(sections) + "\n")
-    return path
+    return write_text(out / "report.md", "\n".join(sections) + "\n")
 
 
 def register(subparsers) -> None:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from megageo import ops
 from megageo.errors import MegageoError
+from megageo.io.atomic import write_text
 
 Inputs = dict[str, torch.Tensor]
 Kernel = Callable[..., torch.Tensor]
@@ -221,5 +222,5 @@ def main(
     for line in crossover_summary(timings):
         print(line)
     if json_path is not None:
-        json_path.write_text(json.dumps([asdict(t) for t in timings], indent=2) + "\n")
+        write_text(json_path, json.dumps([asdict(t) for t in timings], indent=2) + "\n")
     return 0

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from megageo.errors import MegageoError
+from megageo.io.atomic import write_text
 
 OOM = "oom"
 
@@ -174,7 +175,7 @@ def write_results(results: list[BenchCase], out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     records = [asdict(case) for case in results]
     json_path = out_dir / "bench.json"
-    json_path.write_text(json.dumps(records, indent=2))
+    write_text(json_path, json.dumps(records, indent=2))
     return json_path, plot_bench(records, out_dir / "bench.png")
 
 

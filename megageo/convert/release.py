@@ -8,7 +8,6 @@ DeepSpeed checkpoint, consolidated in memory by one process without torch.distri
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from megageo.convert.full_state import consolidate
 from megageo.convert.layout import ModelLayout
 from megageo.convert.source import open_checkpoint
 from megageo.errors import MegageoError
+from megageo.io.atomic import atomic_path
 from megageo.model.forecaster import Forecaster
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -82,12 +82,8 @@ def save_release(release: ReleaseCheckpoint, out: str | Path, dtype: str = "fp32
         "stats": json.dumps(release.stats), "frame_shape": json.dumps(list(release.frame_shape)),
         "source_layout": json.dumps(release.source_layout), "dtype": dtype,
     }
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     return out
 
 

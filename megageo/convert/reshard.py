@@ -10,7 +10,6 @@ for every ZeRO stage and pipeline layout. The output folder appears only once ev
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from megageo.convert.layout import ModelLayout
 from megageo.convert.shards import MOMENTS
 from megageo.convert.source import open_checkpoint
 from megageo.errors import MegageoError
+from megageo.io.atomic import atomic_dir
 from megageo.train.engine import Layout
 
 
@@ -42,17 +42,10 @@ def reshard(checkpoint: str | Path, out_dir: str | Path, tp: int, pp: int, dp: i
                 "frame_shape": list(source.frame_shape)}
     metadata.pop("step")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            state_file = Path(scratch) / "full_state.pt"
-            torch.save(state, state_file)
-            spawn_ranks(target.world_size, config, target, source.frame_shape, state_file, staging,
-                        source.step, metadata)
-        os.rename(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with atomic_dir(out) as staging, tempfile.TemporaryDirectory() as scratch:
+        state_file = Path(scratch) / "full_state.pt"
+        torch.save(state, state_file)
+        spawn_ranks(target.world_size, config, target, source.frame_shape, state_file, staging, source.step, metadata)
     return out
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from megageo.data.ncep import TIME_UNITS, NcSource, iter_frames, scan
 from megageo.errors import MegageoError
+from megageo.io.atomic import atomic_path
 
 
 def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
@@ -170,9 +170,8 @@ def build_store(
     if train_end == 0:
         raise MegageoError(f"train_fraction {train_fraction} of {total} frames leaves no training frames")
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as h5:
+    with atomic_path(out) as temporary:
+        with h5py.File(temporary, "w") as h5:
             moments = _write(h5, files, levels, train_end, progress)
             time = h5.create_dataset("time", data=np.concatenate([source.time for source in files]))
             time.attrs.update(units=TIME_UNITS, calendar=files[0].calendar)
@@ -192,7 +191,4 @@ def build_store(
                 variable="geopotential height (m)",
                 created_by="megageo data build",
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from megageo.errors import MegageoError
+from megageo.io.atomic import atomic_path
 
 # hPa -> (mean, std) of geopotential height in metres. Means: US Standard Atmosphere 1976; stds: rough values
 # growing with height to the tropopause. 500 hPa is pinned to the reference study's Table 1 (NCEP R1).
@@ -136,8 +137,8 @@ class YearFile:
         import netCDF4
 
         self.path = out_dir / f"hgt.{year}.nc"
-        self.tmp = out_dir / f".hgt.{year}.nc.tmp"
-        ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4_CLASSIC")
+        self.publishing = atomic_path(self.path)
+        ds = netCDF4.Dataset(self.publishing.__enter__(), "w", format="NETCDF4_CLASSIC")
         ds.setncatts(
             {
                 "Conventions": "COARDS",
@@ -180,12 +181,12 @@ class YearFile:
 
     def close(self) -> Path:
         self.ds.close()
-        self.tmp.replace(self.path)
+        self.publishing.__exit__(None, None, None)
         return self.path
 
     def discard(self) -> None:
         self.ds.close()
-        self.tmp.unlink(missing_ok=True)
+        self.publishing.__exit__(RuntimeError, RuntimeError("discarded"), None)
 
 
 def synthesize(

@@ -8,5 +8,4 @@ plots        maps, skill by lead time, loss curves, throughput/memory against se
 rollout      autoregressive forecasts beyond a model's T_out
 netcdf       CF-1.8 forecast files
 times        NCEP hours since 1800-01-01 <-> datetime64, day of year, hour of day
-atomic       write-then-rename for every output file
 """

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from megageo.errors import MegageoError
-from megageo.eval.atomic import atomic_path
+from megageo.io.atomic import atomic_path
 from megageo.eval.times import day_of_year, hour_of_day
 
 DAYS = 366

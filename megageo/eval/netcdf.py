@@ -19,7 +19,7 @@ import numpy as np
 
 import megageo
 from megageo.errors import MegageoError
-from megageo.eval.atomic import atomic_path
+from megageo.io.atomic import atomic_path
 from megageo.eval.times import NCEP_TIME_UNITS, hours_since_1800, valid_times
 
 VARIABLE = "hgt"

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from megageo.eval.atomic import atomic_path
+from megageo.io.atomic import atomic_path
 from megageo.eval.baselines import BATCH_MEAN, CLIMATOLOGY, PERSISTENCE
 from megageo.eval.metrics import lat_weighted_rmse
 

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from megageo.errors import MegageoError
-from megageo.eval.atomic import atomic_path
 from megageo.eval.baselines import baseline_forecasts
 from megageo.eval.climatology import Climatology
 from megageo.eval.metrics import METRIC_NAMES, metrics_per_lead
+from megageo.io.atomic import write_text
 
 COLUMNS = {
     "rmse": ("RMSE (m)", "{:.1f}"),
@@ -88,6 +88,5 @@ def write_report(report: Mapping[str, Any], directory: str | os.PathLike, stem: 
     json_path, markdown_path = Path(directory) / f"{stem}.json", Path(directory) / f"{stem}.md"
     for path, text in ((json_path, json.dumps(report, indent=2, allow_nan=False) + "\n"),
                        (markdown_path, report_markdown(report))):
-        with atomic_path(path) as temporary:
-            temporary.write_text(text)
+        write_text(path, text)
     return json_path, markdown_path

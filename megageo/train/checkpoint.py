@@ -9,7 +9,6 @@ leaves `latest` on the previous, complete checkpoint; the half-written tag is de
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch.distributed as dist
 
 from megageo.errors import MegageoError
+from megageo.io.atomic import write_text
 
 LATEST = "latest"
 METADATA = "megageo.json"
@@ -26,15 +26,6 @@ TAG = re.compile(r"step(\d{8})")
 
 def tag_of(step: int) -> str:
     return f"step{step:08d}"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Checkpoints:
@@ -57,10 +48,10 @@ class Checkpoints:
         tag = tag_of(step)
         engine.save_checkpoint(str(self.directory), tag=tag, save_latest=False)
         if self.is_writer:
-            write_atomically(self.directory / tag / METADATA, json.dumps({"step": step, **metadata}, indent=1))
+            write_text(self.directory / tag / METADATA, json.dumps({"step": step, **metadata}, indent=1))
         dist.barrier()
         if self.is_writer:
-            write_atomically(self.directory / LATEST, tag)
+            write_text(self.directory / LATEST, tag)
             self._prune(step)
         dist.barrier()
 

@@ -1,52 +1,28 @@
 """Configuration: YAML files with `section.key=value` overrides, resolved into typed dataclasses.
 
 Every key is checked against its dataclass before any work starts, so a typo or a wrong type fails with
-one line naming the key. Mixer settings are a registered choice (levanter-style): each mixer module
-registers its own `MixerConfig` subclass under its name, and `model.mixer.type` picks one.
+one line naming the key. Mixer settings are a registered choice (levanter-style): `megageo.mixer_configs`
+declares one `MixerConfig` subclass per mixer under its name, and `model.mixer.type` picks one. Nothing here
+imports the model: the mixer layers name their config classes when they register (`megageo.model.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
 from megageo.errors import MegageoError
+from megageo.io.atomic import write_text
+from megageo.mixer_configs import MixerConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "tiny" / "gla.yaml"
-
-
-@dataclass
-class MixerConfig:
-    """Base of the per-mixer settings; subclasses register under the name used in `model.mixer.type`."""
-
-    registry: ClassVar[dict[str, Any]] = {}
-    """Mixer name → its config class (a plain annotation: `type` below shadows the builtin here)."""
-    type: ClassVar[str] = ""
-
-    has_mlp: ClassVar[bool] = True
-    """Mamba2 blocks are mixer-only (as in fla's Mamba2 model); every other mixer is followed by a SwiGLU."""
-
-    num_heads: int = 4
-
-    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
-        """Mixer-specific shape checks, raising MegageoError; `num_heads` vs TP is checked for every mixer."""
-
-    @classmethod
-    def register(cls, name: str):
-        def decorate(subclass: type[MixerConfig]) -> type[MixerConfig]:
-            subclass.type = name
-            cls.registry[name] = subclass
-            return subclass
-
-        return decorate
 
 
 @dataclass
@@ -125,7 +101,6 @@ class Config:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config (the embedded tiny GLA when `path` is None), apply `key=value` overrides, validate."""
-    importlib.import_module("megageo.model.mixers")  # mixer modules register their configs on import
     raw = read_yaml(Path(path) if path is not None else DEFAULT_CONFIG)
     for override in overrides:
         apply_override(raw, override)
@@ -136,7 +111,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Rebuild the `Config` that `Config.to_dict` resolved (as checkpoints record it), validated like a file."""
-    importlib.import_module("megageo.model.mixers")
     config = _build(Config, raw, "")
     validate(config)
     return config
@@ -275,4 +249,4 @@ def validate(config: Config) -> None:
 
 
 def dump_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

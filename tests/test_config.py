@@ -75,3 +75,41 @@ def test_missing_and_malformed_files(tmp_path) -> None:
     bad.write_text("model: [unclosed\n")
     with pytest.raises(MegageoError, match="is not valid YAML"):
         load_config(bad)
+
+
+CONFIG_ONLY = """
+import sys
+from megageo.config import CONFIG_DIR, load_config
+mixers = [load_config(path).model.mixer.type for path in sorted(CONFIG_DIR.glob("*/*.yaml")) if path.stem != "base"]
+print(" ".join(mixers))
+print(" ".join(sorted(name for name in sys.modules if name.startswith(("megageo.model", "torch", "megatron")))))
+"""
+
+
+def test_configs_load_without_importing_the_model() -> None:
+    """Registration flows one way: config never imports the mixers, yet every shipped config loads in a fresh
+    interpreter that has imported nothing but `megageo.config` (no torch, no Megatron, no mixer module)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run([sys.executable, "-c", CONFIG_ONLY], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    mixers, imported = result.stdout.split("\n")[:2]
+    assert mixers.split() == ["deltanet", "gated_deltanet", "gla", "kda", "mamba2", "transformer"] * 2, result.stderr
+    assert imported == ""
+
+
+def test_every_registered_mixer_config_has_its_layer() -> None:
+    from megageo.mixer_configs import MixerConfig
+    from megageo.model.block import Block  # noqa: F401  (building blocks is what needs the layers)
+    from megageo.model.registry import MIXERS, register_mixer
+
+    assert {config.type: layer.__name__ for config, layer in MIXERS.items()} == {
+        "transformer": "Attention", "gla": "GatedLinearAttention", "deltanet": "DeltaNet",
+        "gated_deltanet": "GatedDeltaNet", "kda": "KimiDeltaAttention", "mamba2": "Mamba2",
+    }
+    assert set(MIXERS) == set(MixerConfig.registry.values())
+    with pytest.raises(TypeError, match="KDAConfig is not the config registered for mixer 'gla'"):
+        register_mixer("gla", MixerConfig.registry["kda"])

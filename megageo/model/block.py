@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from megageo.config import ModelConfig
+from megageo.model import mixers  # noqa: F401  (importing the package registers the six mixer layers)
 from megageo.model.mlp import SwiGLU, swiglu_width
 from megageo.model.norm import RMSNorm
 from megageo.model.parallel_layers import TensorParallelContext

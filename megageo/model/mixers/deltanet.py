@@ -3,28 +3,12 @@ Follows fla's `DeltaNet` layer: SiLU short convs on q/k/v, l2-normalised q/k, si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from megageo.config import MixerConfig
-from megageo.errors import MegageoError
+from megageo.mixer_configs import DeltaNetConfig
 from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
 from megageo.model.registry import register_mixer
 from megageo.ops import chunk_delta_rule
-
-
-@dataclass
-class DeltaNetConfig(MixerConfig):
-    num_heads: int = 8
-    head_dim: int = 128
-    use_output_gate: bool = False
-    use_short_conv: bool = True
-    conv_size: int = 4
-
-    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
-        if self.head_dim < 1:
-            raise MegageoError(f"model.mixer.head_dim must be at least 1, got {self.head_dim}")
 
 
 @register_mixer("deltanet", DeltaNetConfig)

@@ -3,29 +3,13 @@ decay α_t = exp(g_t). Follows fla's `GatedDeltaNet` layer (and Megatron-core's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from megageo.config import MixerConfig
-from megageo.errors import MegageoError
+from megageo.mixer_configs import GatedDeltaNetConfig
 from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.registry import register_mixer
 from megageo.ops import chunk_gated_delta_rule
-
-
-@dataclass
-class GatedDeltaNetConfig(MixerConfig):
-    num_heads: int = 6
-    head_dim: int = 256
-    expand_v: float = 1.0
-    use_short_conv: bool = True
-    conv_size: int = 4
-
-    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
-        if self.head_dim * self.expand_v != int(self.head_dim * self.expand_v):
-            raise MegageoError(f"model.mixer.head_dim·expand_v must be an integer, got {self.head_dim * self.expand_v}")
 
 
 @register_mixer("gated_deltanet", GatedDeltaNetConfig)

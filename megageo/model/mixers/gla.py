@@ -3,36 +3,14 @@ per-channel forget gate. Projections and gates follow fla's `GatedLinearAttentio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from megageo.config import MixerConfig
-from megageo.errors import MegageoError
+from megageo.mixer_configs import GLAConfig
 from megageo.model.mixers.base import LinearAttentionMixer, heads
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
 from megageo.ops import chunk_gla
-
-
-@dataclass
-class GLAConfig(MixerConfig):
-    num_heads: int = 4
-    expand_k: float = 0.5
-    expand_v: float = 1.0
-    gate_low_rank_dim: int = 16
-    gate_logit_normalizer: float = 16.0
-    use_short_conv: bool = False
-    conv_size: int = 4
-
-    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
-        for name, expand in (("expand_k", self.expand_k), ("expand_v", self.expand_v)):
-            width = hidden_size * expand
-            if width != int(width) or int(width) % self.num_heads:
-                raise MegageoError(
-                    f"model.mixer.{name}={expand} gives width {width}, not a multiple of num_heads={self.num_heads}"
-                )
 
 
 @register_mixer("gla", GLAConfig)

@@ -4,24 +4,14 @@ forget and output-gate projections, sigmoid-gated output norm."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from megageo.config import MixerConfig
+from megageo.mixer_configs import KDAConfig
 from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
 from megageo.ops import chunk_kda
-
-
-@dataclass
-class KDAConfig(MixerConfig):
-    num_heads: int = 6
-    head_dim: int = 256
-    use_short_conv: bool = True
-    conv_size: int = 4
 
 
 class LowRankProjection(torch.nn.Module):

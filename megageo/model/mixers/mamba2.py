@@ -4,13 +4,9 @@ gate-then-normalise output norm over groups; sharded like Megatron-core's `Mamba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
-from megageo.config import MixerConfig
-from megageo.errors import MegageoError
+from megageo.mixer_configs import Mamba2Config
 from megageo.model.mixers.base import LinearAttentionMixer, heads
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.norm import GatedRMSNorm
@@ -19,33 +15,6 @@ from megageo.ops import mamba_chunk_scan_combined
 from megageo.parallel.partition import Partition, constant, declare
 
 SSD_CHUNK = 64
-
-
-@dataclass
-class Mamba2Config(MixerConfig):
-    has_mlp: ClassVar[bool] = False
-
-    num_heads: int = 32
-    head_dim: int = 64
-    expand: int = 2
-    state_size: int = 128
-    n_groups: int = 1
-    use_short_conv: bool = True
-    conv_size: int = 4
-
-    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
-        if self.num_heads * self.head_dim != self.expand * hidden_size:
-            raise MegageoError(
-                f"model.mixer: num_heads·head_dim = {self.num_heads * self.head_dim} must equal expand·hidden_size = "
-                f"{self.expand * hidden_size} for mamba2"
-            )
-        if self.num_heads % self.n_groups or self.n_groups % tensor_parallel:
-            raise MegageoError(
-                f"model.mixer.n_groups={self.n_groups} must divide num_heads={self.num_heads} and be divisible by "
-                f"parallel.tensor_parallel={tensor_parallel} (each TP rank owns whole B/C groups)"
-            )
-        if not self.use_short_conv:
-            raise MegageoError("model.mixer.use_short_conv must be true for mamba2 (its conv is part of the layer)")
 
 
 @register_mixer("mamba2", Mamba2Config)

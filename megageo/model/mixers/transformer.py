@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from megageo.config import MixerConfig
-from megageo.errors import MegageoError
+from megageo.mixer_configs import TransformerConfig
 from megageo.model.mixers.base import TensorParallelMixer, heads
 from megageo.model.registry import register_mixer
 from megageo.model.rope import apply_rope
 from megageo.ops import causal_attention
-
-
-@dataclass
-class TransformerConfig(MixerConfig):
-    num_heads: int = 16
-    head_dim: int = 64
-    rope_base: float = 10000.0
-
-    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
-        if self.head_dim % 2:
-            raise MegageoError(f"model.mixer.head_dim must be even for rotary embeddings, got {self.head_dim}")
 
 
 @register_mixer("transformer", TransformerConfig)

@@ -4,8 +4,8 @@
 #   many nodes:  HOSTFILE=hosts launch/deepspeed.sh NPROC [...]   ("host slots=N" lines; passwordless ssh to
 #                each host, SSH_PORT if sshd is not on 22). The launcher reaches the other hosts over pdsh/ssh
 #                and finds the rendezvous address with `ssh HOST hostname -I` unless MASTER_ADDR is set.
-# NPROC is processes per host (DeepSpeed says GPUs). Ranks read LOCAL_RANK from the environment, so the
-# launcher is told not to append --local_rank.
+# NPROC is processes per host (DeepSpeed says GPUs). The launcher appends --local_rank=N to each rank's command
+# line, as it does for a bare `deepspeed $(which megageo) train ...`; megageo accepts it and reads the environment.
 set -euo pipefail
 nproc=${1:?usage: launch/deepspeed.sh NPROC [megageo train arguments...]}
 shift
@@ -15,5 +15,5 @@ if [[ -n "${HOSTFILE:-}" ]]; then
     [[ -n "${SSH_PORT:-}" ]] && multi_node+=(--ssh_port "$SSH_PORT")
     [[ -n "${MASTER_ADDR:-}" ]] && multi_node+=(--master_addr "$MASTER_ADDR")
 fi
-exec deepspeed "${multi_node[@]}" --num_gpus "$nproc" --master_port "${MASTER_PORT:-29500}" --no_local_rank \
+exec deepspeed "${multi_node[@]}" --num_gpus "$nproc" --master_port "${MASTER_PORT:-29500}" \
     --module megageo train "$@"

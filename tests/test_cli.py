@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -25,3 +26,35 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path) -> None:
     result = megageo("model", "summary", "--config", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"megageo: error: config file not found: {tmp_path / 'missing.yaml'}"
+
+
+@pytest.mark.parametrize("launcher_flags", [
+    ["--local_rank=1", "data", "inspect", "STORE"],  # where the deepspeed launcher puts it
+    ["--local-rank=1", "data", "inspect", "STORE"],  # torch.distributed.launch, newer launchers
+    ["data", "--local_rank=1", "inspect", "STORE"],
+    ["data", "inspect", "STORE", "--local_rank", "1"],
+])
+def test_launcher_local_rank_is_accepted_anywhere(tmp_path, monkeypatch, capsys, launcher_flags) -> None:
+    from megageo.cli import main
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    store = str(tmp_path / "missing.h5")
+    assert main([store if token == "STORE" else token for token in launcher_flags]) == 2
+    assert capsys.readouterr().err == f"megageo: error: {store}: no such store\n"  # the command ran
+    assert os.environ["LOCAL_RANK"] == "1"
+
+
+@pytest.mark.parametrize(("flags", "environment", "message"), [
+    (["--local_rank=1"], "0", "--local_rank=1 disagrees with LOCAL_RANK=0 in the environment"),
+    (["--local_rank=1", "--local-rank=2"], None, "--local_rank given several times with different values: [1, 2]"),
+    (["--local_rank=one"], None, "--local_rank must be a non-negative integer (the launcher's local rank), got 'one'"),
+    (["--local-rank"], None, "--local-rank must be a non-negative integer (the launcher's local rank), got 'data'"),
+])
+def test_inconsistent_local_rank_is_one_line(monkeypatch, capsys, flags, environment, message) -> None:
+    from megageo.cli import main
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    if environment is not None:
+        monkeypatch.setenv("LOCAL_RANK", environment)
+    assert main([*flags, "data", "inspect", "x.h5"]) == 2
+    assert capsys.readouterr().err == f"megageo: error: {message}\n"

@@ -1,4 +1,5 @@
-"""Every launcher in launch/ starts a 2-rank (DP=2) run of the tiny config that completes with a checkpoint.
+"""Every launcher in launch/ starts a 2-rank (DP=2) run of the tiny config that completes with a checkpoint, and so
+does the deepspeed launcher called bare, as DeepSpeed users do (it appends --local_rank=N to every rank).
 
 The Polaris job scripts run outside PBS with PBS_NODEFILE listing localhost. The deepspeed hostfile launch
 goes through the launcher's real ssh path, against an sshd started on loopback with a throwaway key.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -47,6 +49,11 @@ def assert_completed_on_two_ranks(out_dir: Path, output: str) -> None:
     assert steps == list(range(1, STEPS + 1))
 
 
+def assert_local_rank_was_appended(output: str) -> None:
+    """The deepspeed launcher logs each rank's command line; both carry the --local_rank=N it appended."""
+    assert "'--local_rank=0'" in output and "'--local_rank=1'" in output, output[-4000:]
+
+
 def run(command: list[str], env: dict[str, str]) -> str:
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
@@ -58,6 +65,21 @@ def run(command: list[str], env: dict[str, str]) -> str:
 @pytest.mark.parametrize("script", ["torchrun.sh", "deepspeed.sh", "mpirun.sh"])
 def test_single_node_launcher(store, tmp_path, script: str) -> None:
     output = run(["bash", str(REPO / "launch" / script), "2", *train_arguments(store, tmp_path)], launch_env())
+    if script == "deepspeed.sh":  # `deepspeed --module megageo train ...`, without --no_local_rank
+        assert_local_rank_was_appended(output)
+    assert_completed_on_two_ranks(tmp_path, output)
+
+
+@pytest.mark.slow
+def test_bare_deepspeed_launcher_on_the_console_script(store, tmp_path) -> None:
+    """`deepspeed --num_gpus 2 $(which megageo) train ...` as DeepSpeed users type it: each rank's command line
+    carries the launcher's --local_rank=N (launch/deepspeed.sh covers `--module megageo` the same way)."""
+    env = launch_env()
+    script = shutil.which("megageo", path=env["PATH"])
+    assert script is not None, "the megageo console script is not on PATH (make test puts the venv's bin first)"
+    output = run(["deepspeed", "--num_gpus", "2", "--master_port", env["MASTER_PORT"], script, "train",
+                  *train_arguments(store, tmp_path)], env)
+    assert_local_rank_was_appended(output)
     assert_completed_on_two_ranks(tmp_path, output)
 
 

@@ -152,8 +152,10 @@ def build_store(
     levels: Sequence[float] = (500,),
     train_fraction: float = 0.9,
     progress: bool = False,
+    variable: str | None = None,
 ) -> Path:
-    """Build the HDF5 store at `out` from netCDF files (or directories of them); see megageo.data.store."""
+    """Build the HDF5 store at `out` from netCDF files (or directories of them); see megageo.data.store.
+    `variable` names the geopotential(-height) variable where metadata and conventional names cannot tell."""
     import h5py
 
     out = Path(out)
@@ -163,7 +165,7 @@ def build_store(
         raise MegageoError("no levels requested")
     if not out.parent.is_dir():
         raise MegageoError(f"{out.parent}: output directory does not exist")
-    files = order_in_time([scan(path) for path in expand_sources(sources)])
+    files = order_in_time([scan(path, variable) for path in expand_sources(sources)])
     check_grids(files, levels)
     total = sum(source.time.size for source in files)
     train_end = int(total * train_fraction)

@@ -17,7 +17,7 @@ def run_build(args: argparse.Namespace) -> int:
     from megageo.data.build import build_store
     from megageo.data.store import Store
 
-    out = build_store(args.src, args.out, args.levels, args.train_fraction, progress=True)
+    out = build_store(args.src, args.out, args.levels, args.train_fraction, progress=True, variable=args.var)
     print(Store(out).summary())
     return 0
 
@@ -71,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.9,
         help="leading fraction of frames in the training split, which alone sets mean/std (default 0.9)",
     )
+    build.add_argument("--var", default=None, metavar="NAME",
+                       help="the geopotential(-height) variable, where its metadata and name do not tell (e.g. hgt)")
     build.set_defaults(func=run_build)
 
     inspect = actions.add_parser(

@@ -1,10 +1,16 @@
 """Read geopotential height from CF netCDF files: NCEP/NCAR Reanalysis 1 `hgt.YYYY.nc` and others.
 
-Variables and coordinates are found by CF metadata (standard_name, units, axis, long_name), never by one
-hard-coded name, so PSL's `hgt(time, level, lat, lon)` and e.g. `z(time, pressure, latitude, longitude)` read
-alike. Values come back as float32 geopotential height in metres, (time, level, lat, lon), latitude north to
-south. Packed int16 files are unpacked in float64 (`add_offset + packed * scale_factor`) and rounded to float32
-once; CF `geopotential` (m² s⁻², e.g. ERA5's `z`) is divided by g0 = 9.80665 m s⁻².
+Variables and coordinates are found by CF metadata (standard_name, units, axis, long_name), so PSL's
+`hgt(time, level, lat, lon)` and e.g. `z(time, pressure, latitude, longitude)` read alike. Where metadata is
+missing, conventional names stand in (hgt/HGT/zg/gh and ERA5's z; level/lev/plev/isobaric/pressure_level,
+lat/latitude, lon/longitude, time/valid_time) and `--var` names the variable outright. A height variable without
+units takes its standard name's canonical units only when its magnitude agrees (the standard atmosphere's height
+at its highest level, or g0 times it), so geopotential in m² s⁻² is never read as metres.
+
+Values come back as float32 geopotential height in metres, (time, level, lat, lon), latitude north to south,
+longitude 0..360 ascending. Packed int16 files are unpacked in float64 (`add_offset + packed * scale_factor`) and
+rounded to float32 once; CF `geopotential` (m² s⁻², e.g. ERA5's `z`) is divided by g0 = 9.80665 m s⁻². Times
+keep the file's calendar (360_day, noleap, ...), re-counted from NCEP's origin; a time origin in year 1 works.
 """
 
 from __future__ import annotations
@@ -28,6 +34,16 @@ PRESSURE_UNITS = {"hpa": 1.0, "mbar": 1.0, "millibar": 1.0, "millibars": 1.0, "m
 LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n"}
 LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e"}
 
+# Conventional names, used only where a variable's metadata says nothing (compared lower-case).
+HEIGHT_NAMES = {"hgt", "zg", "gh", "geopotential_height"}
+EITHER_NAMES = {"z"}  # ERA5's geopotential, others' height: its units, else its magnitude, decide
+COORDINATE_NAMES = {
+    "time": {"time", "valid_time"},
+    "level": {"level", "lev", "plev", "pressure", "pressure_level", "isobaric", "isobaricinhpa"},
+    "lat": {"lat", "latitude"},
+    "lon": {"lon", "longitude"},
+}
+
 
 @dataclass(frozen=True)
 class NcSource:
@@ -42,8 +58,9 @@ class NcSource:
     calendar: str
     levels: np.ndarray  # hPa, file order
     lat: np.ndarray  # north to south
-    lon: np.ndarray
+    lon: np.ndarray  # 0..360 ascending
     flip_lat: bool  # file stores latitude south to north
+    lon_order: np.ndarray | None = None  # file columns in stored order, when the file's longitudes are not 0..360
 
     def level_index(self, level: float) -> int:
         matches = np.flatnonzero(np.isclose(self.levels, level, atol=1e-3))
@@ -53,28 +70,58 @@ class NcSource:
         return int(matches[0])
 
 
+def _raw_attr(var, name: str) -> str:
+    """An attribute as written (for messages), '' when the file does not have it."""
+    return str(getattr(var, name, "")).strip()
+
+
 def _attr(var, name: str) -> str:
-    return str(getattr(var, name, "")).strip().lower()
+    return _raw_attr(var, name).lower()
 
 
 def _squeezed_units(var) -> str:
-    return _attr(var, "units").replace(" ", "").replace("**", "").replace("^", "")
+    return _attr(var, "units").replace(" ", "").replace("**", "").replace("^", "").replace("+", "")
 
 
-def _height_scale(var) -> float | None:
-    """Units per metre: 1 for geopotential height in metres, g0 for geopotential, None for anything else."""
+def _declared_kind(var) -> tuple[float | None, bool]:
+    """(units per metre the variable's description implies, whether it is a geopotential(-height) variable at all):
+    1 for geopotential height, g0 for geopotential, None when only its conventional name (`z`) makes it one."""
     standard = _attr(var, "standard_name")
-    units = _squeezed_units(var)
     described = f"{_attr(var, 'long_name')} {_attr(var, 'var_desc')}"
     if standard == "geopotential_height" or (not standard and "geopotential height" in described):
-        if units not in HEIGHT_UNITS:
-            raise MegageoError(f"geopotential height '{var.name}' has units '{var.units}', expected metres")
-        return 1.0
-    if standard == "geopotential" or (not standard and "geopotential" in described and units in GEOPOTENTIAL_UNITS):
-        if units not in GEOPOTENTIAL_UNITS:
-            raise MegageoError(f"geopotential '{var.name}' has units '{var.units}', expected m2 s-2")
-        return G0
-    return None
+        return 1.0, True
+    if standard == "geopotential" or (not standard and "geopotential" in described):
+        return G0, True
+    return None, False
+
+
+def _named_kind(var) -> tuple[float | None, bool]:
+    """The same judged from the variable's conventional name alone (NCEP hgt/HGT, CMIP zg, GRIB gh; ERA5's z)."""
+    name = var.name.lower()
+    return (1.0, True) if name in HEIGHT_NAMES else (None, name in EITHER_NAMES)
+
+
+def _units_scale(var, kind: float | None, path: Path) -> float | None:
+    """Units per metre from the units attribute, checked against what the description says; None if no units."""
+    units = _squeezed_units(var)
+    if not units:
+        return None
+    scale = 1.0 if units in HEIGHT_UNITS else G0 if units in GEOPOTENTIAL_UNITS else None
+    written = _raw_attr(var, "units")
+    if kind == 1.0 and scale != 1.0:
+        raise MegageoError(f"{path}: geopotential height '{var.name}' has units '{written}', expected metres")
+    if kind == G0 and scale != G0:
+        raise MegageoError(f"{path}: geopotential '{var.name}' has units '{written}', expected m2 s-2")
+    if scale is None:
+        raise MegageoError(f"{path}: '{var.name}' has units '{written}', neither metres nor m2 s-2")
+    return scale
+
+
+def standard_atmosphere_height(pressure_hpa: float) -> float:
+    """ICAO standard atmosphere height (m) of a pressure level: troposphere to 226.32 hPa, isothermal above."""
+    if pressure_hpa >= 226.32:
+        return 288.15 / 0.0065 * (1.0 - (pressure_hpa / 1013.25) ** 0.190263)
+    return 11000.0 + 287.05287 * 216.65 / G0 * np.log(226.32 / pressure_hpa)
 
 
 def _pressure_scale(var) -> float | None:
@@ -85,6 +132,7 @@ def _pressure_scale(var) -> float | None:
 
 
 def _role(var) -> str | None:
+    """What a coordinate is, from its CF metadata, else from its conventional name when it has no units."""
     standard, axis, units = _attr(var, "standard_name"), _attr(var, "axis"), _attr(var, "units")
     if standard == "time" or axis == "t" or " since " in units:
         return "time"
@@ -94,7 +142,23 @@ def _role(var) -> str | None:
         return "lon"
     if _pressure_scale(var) is not None:
         return "level"
-    return None
+    name = var.name.lower()
+    role = next((role for role, names in COORDINATE_NAMES.items() if name in names), None)
+    if role is None and name.startswith("isobaric"):
+        role = "level"
+    if role == "level" and units:  # units that are not a pressure's (K, sigma): some other vertical coordinate
+        return None
+    if role in ("lat", "lon") and units not in ("", "degrees", "degree"):
+        return None
+    return role
+
+
+def _level_scale(var) -> float:
+    """hPa per unit of a pressure coordinate; one known only by its name says Pa by its magnitude (> 1100)."""
+    scale = _pressure_scale(var)
+    if scale is not None:
+        return scale
+    return 0.01 if np.nanmax(np.abs(np.asarray(var[:], dtype=np.float64))) > 1100 else 1.0
 
 
 @contextlib.contextmanager
@@ -121,13 +185,55 @@ def opened(path: Path):
         raise MegageoError(f"{path}: cannot read data, file truncated or corrupt? ({error})") from None
 
 
-def _find_height_variable(ds, path: Path):
-    found = [(var, scale) for var in ds.variables.values() if var.ndim >= 3 and (scale := _height_scale(var))]
-    if not found:
-        raise MegageoError(f"{path}: no geopotential-height variable (variables: {', '.join(ds.variables)})")
-    if len(found) > 1:
-        raise MegageoError(f"{path}: several geopotential-height variables: {', '.join(v.name for v, _ in found)}")
-    return found[0]
+def _find_height_variable(ds, path: Path, name: str | None = None):
+    """The geopotential(-height) variable, and the units per metre its metadata imply (None: decide by magnitude).
+
+    Found by CF metadata (standard_name, long_name); failing that, by conventional name; `name` (--var) picks one."""
+    if name is not None:
+        var = ds.variables.get(name)
+        if var is None:
+            raise MegageoError(f"{path}: no variable '{name}' (variables: {', '.join(ds.variables)})")
+        kind, described = _declared_kind(var)
+        kind = kind if described else _named_kind(var)[0]
+        return var, kind, _units_scale(var, kind, path)
+    for judge in (_declared_kind, _named_kind):
+        found = [(var, kind) for var in ds.variables.values() if var.ndim >= 3 for kind, ok in [judge(var)] if ok]
+        if len(found) > 1:
+            names = ", ".join(var.name for var, _ in found)
+            raise MegageoError(f"{path}: several geopotential-height variables: {names} (name one with --var)")
+        if found:
+            var, kind = found[0]
+            return var, kind, _units_scale(var, kind, path)
+    raise MegageoError(f"{path}: no geopotential-height variable (variables: {', '.join(ds.variables)}); "
+                       "name it with --var")
+
+
+def _scale_by_magnitude(var, roles: dict[str, str], levels: np.ndarray, kind: float | None, path: Path) -> float:
+    """Units per metre of a variable without units, from its values on its highest level at the first time:
+    within ±50 % of the standard atmosphere's height there it is metres, within ±50 % of g0 times that it is
+    m2 s-2 (the two bands are 3x apart), and anything else, or a disagreement with its name, is refused."""
+    level = int(np.argmin(levels))
+    pressure = float(levels[level])
+    described = {1.0: "is named geopotential height but has", G0: "is named geopotential but has", None: "has"}[kind]
+    if pressure > 925:
+        raise MegageoError(f"{path}: '{var.name}' {described} no units, and its highest level ({pressure:g} hPa) is "
+                           "too near the ground to tell metres from m2 s-2 by magnitude: set its units attribute")
+    index = tuple({"time": 0, "level": level}.get(roles[dim], slice(None)) for dim in var.dimensions)
+    var.set_auto_maskandscale(False)
+    raw = np.asarray(var[index])
+    valid = ~np.isin(raw, _fill_values(var, raw))
+    if raw.dtype.kind == "f":
+        valid &= ~np.isnan(raw)
+    mean = float(_unpack(var, raw[valid], 1.0).astype(np.float64).mean()) if valid.any() else float("nan")
+    height = standard_atmosphere_height(pressure)
+    looks = 1.0 if 0.5 <= mean / height <= 1.5 else G0 if 0.5 <= mean / (G0 * height) <= 1.5 else None
+    if looks is not None and kind in (None, looks):
+        return looks
+    seen = {1.0: "are geopotential height in m", G0: "are geopotential in m2 s-2",
+            None: "are neither geopotential height in m nor geopotential in m2 s-2"}[looks]
+    raise MegageoError(f"{path}: '{var.name}' {described} no units, and its values (mean {mean:.1f} at "
+                       f"{pressure:g} hPa, time index 0) {seen} (a height there is about {height:.0f} m): "
+                       "set its units attribute")
 
 
 def _scalar_level(ds, var, path: Path) -> np.ndarray:
@@ -139,12 +245,13 @@ def _scalar_level(ds, var, path: Path) -> np.ndarray:
     raise MegageoError(f"{path}: '{var.name}' has no pressure-level dimension or scalar pressure coordinate")
 
 
-def scan(path: Path) -> NcSource:
-    """Metadata of one file: its height variable, coordinates and time axis (decoded with its own calendar)."""
+def scan(path: Path, variable: str | None = None) -> NcSource:
+    """Metadata of one file: its height variable (or `variable`), coordinates and time axis (decoded with its
+    own calendar); longitudes become 0..360 ascending, latitudes north to south."""
     import cftime
 
     with opened(path) as ds:
-        var, per_metre = _find_height_variable(ds, path)
+        var, kind, per_metre = _find_height_variable(ds, path, variable)
         roles, coords = {}, {}
         for dim in var.dimensions:
             coord = ds.variables.get(dim)
@@ -156,18 +263,24 @@ def scan(path: Path) -> NcSource:
         if missing:
             raise MegageoError(f"{path}: '{var.name}' lacks a {'/'.join(sorted(missing))} dimension")
         time_var = coords["time"]
-        calendar = str(getattr(time_var, "calendar", "standard"))
+        if not _attr(time_var, "units"):
+            raise MegageoError(f"{path}: time coordinate '{time_var.name}' has no units (like 'hours since "
+                               "1800-01-01'): cannot tell when its frames are")
+        calendar = _attr(time_var, "calendar") or "standard"
         try:
-            dates = cftime.num2date(np.asarray(time_var[:], dtype=np.float64), time_var.units, calendar)
-        except (AttributeError, ValueError) as error:
+            dates = cftime.num2date(np.asarray(time_var[:], dtype=np.float64), _raw_attr(time_var, "units"), calendar)
+            time = np.asarray(cftime.date2num(dates, TIME_UNITS, calendar), dtype=np.float64).reshape(-1)
+        except (AttributeError, ValueError, TypeError) as error:
             raise MegageoError(f"{path}: cannot decode time '{time_var.name}' ({error})") from None
-        time = np.asarray(cftime.date2num(dates, TIME_UNITS, calendar), dtype=np.float64).reshape(-1)
         if "level" in coords:
-            levels = np.asarray(coords["level"][:], dtype=np.float64) * _pressure_scale(coords["level"])
+            levels = np.asarray(coords["level"][:], dtype=np.float64) * _level_scale(coords["level"])
         else:
             levels = _scalar_level(ds, var, path)
+        if per_metre is None:
+            per_metre = _scale_by_magnitude(var, roles, levels, kind, path)
         lat = np.asarray(coords["lat"][:], dtype=np.float64)
         flip = lat.size > 1 and lat[0] < lat[-1]
+        lon, lon_order = _longitudes_0_to_360(np.asarray(coords["lon"][:], dtype=np.float64), path)
         return NcSource(
             path=path,
             variable=var.name,
@@ -178,9 +291,21 @@ def scan(path: Path) -> NcSource:
             calendar=calendar,
             levels=levels,
             lat=lat[::-1].copy() if flip else lat,
-            lon=np.asarray(coords["lon"][:], dtype=np.float64),
+            lon=lon,
             flip_lat=flip,
+            lon_order=lon_order,
         )
+
+
+def _longitudes_0_to_360(lon: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Longitudes in [0, 360) ascending, as NCEP has them, and the column order that gets there (None: as is)."""
+    wrapped = np.mod(lon, 360.0)
+    order = np.argsort(wrapped, kind="stable")
+    if np.any(np.diff(wrapped[order]) == 0):
+        raise MegageoError(f"{path}: longitudes repeat modulo 360°: {lon[0]:g}..{lon[-1]:g}")
+    if np.array_equal(order, np.arange(lon.size)) and np.array_equal(wrapped, lon):
+        return lon, None
+    return wrapped[order], order
 
 
 def _fill_values(var, raw: np.ndarray) -> list:
@@ -235,4 +360,8 @@ def iter_frames(source: NcSource, levels: Sequence[float], chunk: int = 64) -> I
                     f"({date}), level {source.levels[channels[c]]:g} hPa"
                 )
             block = _unpack(var, raw, source.per_metre)
-            yield np.ascontiguousarray(block[:, :, ::-1]) if source.flip_lat else block
+            if source.flip_lat:
+                block = block[:, :, ::-1]
+            if source.lon_order is not None:
+                block = block[..., source.lon_order]
+            yield np.ascontiguousarray(block)

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from megageo.config import MixerConfig
 from megageo.errors import MegageoError
-from megageo.model.mixers.base import LinearAttentionMixer, heads
+from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
 from megageo.ops import chunk_gla
+from megageo.ops.precision import upcast
 
 
 @dataclass
@@ -50,10 +51,9 @@ class GatedLinearAttention(LinearAttentionMixer):
         value_dim = int(self.hidden_size * self.config.expand_v)
         return {"q": key_dim, "k": key_dim, "v": value_dim, "gate": value_dim}
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         head_k_dim = self.segments["k"] // self.config.num_heads
         forget = self.forget_up(self.forget_down(x))[0]
-        log_forget = F.logsigmoid(forget.float()) / self.config.gate_logit_normalizer
+        log_forget = F.logsigmoid(upcast(forget)) / self.config.gate_logit_normalizer
         q, k, g = (heads(t, head_k_dim) for t in (parts["q"], parts["k"], log_forget))
-        o, _ = chunk_gla(q, k, heads(parts["v"], self.head_v_dim), g)
-        return o
+        return heads(parts["v"], self.head_v_dim), head_k_dim, fla_recurrence(chunk_gla, q, k, g)

@@ -43,11 +43,12 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
         raise MegageoError(f"{run_dir} already holds checkpoints: pass --resume, or choose another train.out_dir")
 
     export_torch_env(launch)
-    groups.initialize(layout.tp, layout.pp)
+    groups.initialize(layout.tp, layout.pp, context_parallel=layout.cp)
     from megatron.core import parallel_state
 
     sharding = Sharding(config.train.global_batch_size, config.train.micro_batch_size,
-                        parallel_state.get_data_parallel_rank(), layout.dp)
+                        parallel_state.get_data_parallel_rank(), layout.dp,
+                        parallel_state.get_context_parallel_rank(), layout.cp)
     frame_shape = (len(train_set.channels), *train_set.store.shape[2:])
     engine = TrainEngine(config, layout, frame_shape)
     start = checkpoints.load(engine.engine, layout.as_dict()) if resume else 0

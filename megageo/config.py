@@ -55,6 +55,9 @@ class DataConfig:
     t_in: int = 8
     t_out: int = 1
     stride: int = 1
+    frames_dtype: str = "fp32"
+    """`bf16` keeps input frames in bfloat16 from the store until the input projection (half the memory of the
+    largest tensor of a long-context run; the projection itself computes in fp32)."""
 
 
 @dataclass
@@ -267,6 +270,8 @@ def validate(config: Config) -> None:
     if parallel.sequence_parallel and parallel.tensor_parallel == 1:
         raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
     _validate_context_parallel(config)
+    if data.frames_dtype not in ("fp32", "bf16"):
+        raise MegageoError(f"config key data.frames_dtype must be fp32 or bf16, got {data.frames_dtype!r}")
     if train.precision not in ("auto", "fp32", "bf16"):
         raise MegageoError(f"config key train.precision must be auto, fp32 or bf16, got {train.precision!r}")
     if train.global_batch_size % train.micro_batch_size:

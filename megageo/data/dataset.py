@@ -27,13 +27,14 @@ class WindowDataset(Dataset):
         t_out: int = 1,
         stride: int = 1,
         levels=None,
+        frames_dtype: torch.dtype = torch.float32,
     ):
         if split not in ("train", "val"):
             raise MegageoError(f"split must be 'train' or 'val', got '{split}'")
         if min(t_in, t_out, stride) < 1:
             raise MegageoError(f"t_in, t_out and stride must be >= 1, got {t_in}, {t_out}, {stride}")
         self.store = Store(store_path)
-        self.split, self.t_in, self.t_out = split, t_in, t_out
+        self.split, self.t_in, self.t_out, self.frames_dtype = split, t_in, t_out, frames_dtype
         steps = self.store.steps()
         i = self.store.first_irregular_step()
         if i is not None:
@@ -58,9 +59,9 @@ class WindowDataset(Dataset):
         return self.starts.size
 
     def normalized_frames(self, start: int, stop: int) -> torch.Tensor:
-        """frames[start:stop] of this dataset's levels, normalised: [n, C, H, W]."""
+        """frames[start:stop] of this dataset's levels, normalised: [n, C, H, W] in the dataset's frame dtype."""
         block = self.store.read(start, stop)[:, self.channels]
-        return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None])
+        return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None]).to(self.frames_dtype)
 
     def read_window(
         self, index: int, part: int = 0, parts: int = 1, targets: bool = True

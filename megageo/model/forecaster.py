@@ -12,6 +12,7 @@ from megatron.core.tensor_parallel import mappings
 from megageo.config import ModelConfig
 from megageo.errors import MegageoError
 from megageo.model.block import Block
+from megageo.model.frame_projection import project_frames
 from megageo.model.norm import RMSNorm
 from megageo.model.parallel_layers import TensorParallelContext, column_linear, reduce_partial_grad, row_linear
 from megageo.parallel.context import ContextParallel
@@ -20,7 +21,9 @@ from megageo.parallel.partition import constant, declare
 
 class InputProjection(torch.nn.Module):
     """[B, T, C, H, W] → [T, B, hidden] (eq. 8). Row-parallel over the C·H·W features, so each TP rank holds a
-    slice of the largest matrix; under sequence parallel the output leaves already split along time."""
+    slice of the largest matrix; under sequence parallel the output leaves already split along time. The weight
+    is a Megatron row-parallel layer's; the product is `project_frames` (no input gradient, bf16 frames welcome)
+    followed by the same reductions the layer would do."""
 
     def __init__(self, frame_size: int, config: ModelConfig, ctx: TensorParallelContext):
         super().__init__()
@@ -34,7 +37,12 @@ class InputProjection(torch.nn.Module):
         if self.ctx.tp > 1:
             x = mappings.scatter_to_tensor_model_parallel_region(x)
         bias = reduce_partial_grad(self.bias, self.ctx) if self.ctx.sequence_parallel else self.bias
-        return self.proj(x)[0] + bias
+        y = project_frames(x, self.proj.weight)
+        if self.ctx.sequence_parallel:
+            y = mappings.reduce_scatter_to_sequence_parallel_region(y)
+        elif self.ctx.tp > 1:
+            y = mappings.reduce_from_tensor_model_parallel_region(y)
+        return y + bias
 
 
 class ForecastHead(torch.nn.Module):

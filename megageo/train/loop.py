@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
@@ -35,8 +36,9 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     layout = Layout.of(config.parallel, launch.world_size)
     check_batch(config.train.global_batch_size, config.train.micro_batch_size, layout.dp)
     data = config.data
-    train_set = WindowDataset(data.store, "train", data.t_in, data.t_out, data.stride)
-    val_set = WindowDataset(data.store, "val", data.t_in, data.t_out, data.stride)
+    frames_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[data.frames_dtype]
+    train_set = WindowDataset(data.store, "train", data.t_in, data.t_out, data.stride, frames_dtype=frames_dtype)
+    val_set = WindowDataset(data.store, "val", data.t_in, data.t_out, data.stride, frames_dtype=frames_dtype)
     run_dir = Path(config.train.out_dir)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.train.keep_last, is_writer=launch.rank == 0)
     if not resume and checkpoints.latest_tag() is not None:

@@ -24,6 +24,12 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
+def resident_memory_gb() -> float:
+    """This process's resident set now (Linux), to separate what set-up holds from what a step adds."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 1e9
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line]

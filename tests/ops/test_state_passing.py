@@ -9,7 +9,8 @@ ordered product of the per-step transitions A_T ⋯ A_1 written from each recurr
     Mamba2 (SSD)      A_t = exp(Δ_t A) I,  Δ_t = softplus(dt_t + dt_bias)
 
 and the split by linearity (outputs from S_0 = outputs from zero + readout · S_0) against running the kernel from
-a random S_0.
+a random S_0. For the diagonal recurrences (GLA, SSD) the closed form from the gates that context parallelism
+uses instead is checked against that general summary.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ops_testing import random_inputs
 from test_ssd import ssd_inputs
 
 from megageo.model.mixers.base import fla_recurrence
-from megageo.model.state_passing import summarize_block
+from megageo.model.state_passing import DiagonalDecay, summarize_block, summarize_diagonal_block
 from megageo.ops import chunk_delta_rule, chunk_gated_delta_rule, chunk_gla, chunk_kda, mamba_chunk_scan_combined
 
 LENGTH = 100  # not a multiple of the 64-step chunk
@@ -90,6 +91,23 @@ def test_transition_is_the_product_of_step_transitions(op: str) -> None:
     error = (block.transition - expected).abs().max() / expected.abs().max()
     assert block.transition.dtype == torch.float64
     assert error <= TOLERANCE, f"{op}: transition differs from the product of step transitions by {error:.2e}"
+
+
+@pytest.mark.parametrize("op", ["gla", "ssd"])
+def test_diagonal_closed_form_equals_the_general_summary(op: str) -> None:
+    inputs = float64_inputs(op)
+    values, key_dim, kernel = recurrence(op, inputs)
+    general = summarize_block(kernel, values, key_dim)
+    if op == "gla":
+        decay = DiagonalDecay(inputs["g"], inputs["q"], key_dim**-0.5)
+    else:
+        step = F.softplus(inputs["dt"] + inputs["dt_bias"])
+        decay = DiagonalDecay((step * inputs["A"]).unsqueeze(-1), inputs["C"], 1.0)
+    diagonal = summarize_diagonal_block(kernel, values, decay)
+    for name in ("outputs", "state_readout", "final_state"):
+        expected = getattr(general, name)
+        assert (getattr(diagonal, name) - expected).abs().max() <= TOLERANCE * expected.abs().max(), name
+    assert torch.allclose(torch.diag_embed(diagonal.transition.squeeze(-1)), general.transition, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -19,7 +19,7 @@ from megageo.config import MixerConfig
 from megageo.model.conv import ShortConvolution
 from megageo.model.norm import GatedRMSNorm
 from megageo.model.parallel_layers import TensorParallelContext, column_linear, gather_sequence, row_linear
-from megageo.model.state_passing import RecurrenceKernel, run_context_parallel
+from megageo.model.state_passing import Recurrence, RecurrenceKernel, run_context_parallel
 from megageo.ops import l2_normalize as kernel_l2_normalize
 
 
@@ -80,9 +80,7 @@ class LinearAttentionMixer(TensorParallelMixer):
     def output_norm(self) -> GatedRMSNorm:
         return GatedRMSNorm(self.head_v_dim, self.ctx, self.eps, activation=self.gate_activation)
 
-    def recurrence(
-        self, parts: dict[str, torch.Tensor], x: torch.Tensor
-    ) -> tuple[torch.Tensor, int, RecurrenceKernel]:
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> Recurrence:
         """The recurrence on this rank's heads: its values [b, s, heads_local, head_v_dim], its key width, and the
         kernel as a function of (values, initial state), which is what context parallelism needs."""
         raise NotImplementedError
@@ -97,8 +95,7 @@ class LinearAttentionMixer(TensorParallelMixer):
             parts.update(zip(self.conv_segments, convolved.split(local_widths, dim=-1)))
         elif self.silu_without_conv:
             parts.update((name, F.silu(parts[name])) for name in self.conv_segments)
-        values, key_dim, kernel = self.recurrence(parts, x)
-        o = run_context_parallel(kernel, values, key_dim, self.ctx.cp).flatten(-2)
+        o = run_context_parallel(self.recurrence(parts, x), self.ctx.cp).flatten(-2)
         return self.norm(o, self.output_gate(parts, x))
 
 

@@ -11,6 +11,7 @@ from megageo.config import MixerConfig
 from megageo.errors import MegageoError
 from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads, l2_normalize
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import Recurrence
 from megageo.ops import chunk_delta_rule
 
 
@@ -39,4 +40,4 @@ class DeltaNet(LinearAttentionMixer):
     def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         q, k = (l2_normalize(heads(parts[name], self.config.head_dim)) for name in ("q", "k"))
         kernel = fla_recurrence(chunk_delta_rule, q, k, parts["beta"].sigmoid())
-        return heads(parts["v"], self.config.head_dim), self.config.head_dim, kernel
+        return Recurrence(heads(parts["v"], self.config.head_dim), self.config.head_dim, kernel)

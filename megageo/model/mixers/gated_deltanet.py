@@ -12,6 +12,7 @@ from megageo.errors import MegageoError
 from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads, l2_normalize
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import Recurrence
 from megageo.ops import chunk_gated_delta_rule
 
 
@@ -42,4 +43,4 @@ class GatedDeltaNet(LinearAttentionMixer):
     def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         q, k = (l2_normalize(heads(parts[name], self.config.head_dim)) for name in ("q", "k"))
         kernel = fla_recurrence(chunk_gated_delta_rule, q, k, self.decay(parts["a"]), parts["beta"].sigmoid())
-        return heads(parts["v"], self.head_v_dim), self.config.head_dim, kernel
+        return Recurrence(heads(parts["v"], self.head_v_dim), self.config.head_dim, kernel)

@@ -13,6 +13,7 @@ from megageo.errors import MegageoError
 from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import DiagonalDecay, Recurrence
 from megageo.ops import chunk_gla
 from megageo.ops.precision import upcast
 
@@ -56,4 +57,5 @@ class GatedLinearAttention(LinearAttentionMixer):
         forget = self.forget_up(self.forget_down(x))[0]
         log_forget = F.logsigmoid(upcast(forget)) / self.config.gate_logit_normalizer
         q, k, g = (heads(t, head_k_dim) for t in (parts["q"], parts["k"], log_forget))
-        return heads(parts["v"], self.head_v_dim), head_k_dim, fla_recurrence(chunk_gla, q, k, g)
+        kernel = fla_recurrence(chunk_gla, q, k, g)
+        return Recurrence(heads(parts["v"], self.head_v_dim), head_k_dim, kernel, DiagonalDecay(g, q, head_k_dim**-0.5))

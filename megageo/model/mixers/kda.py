@@ -13,6 +13,7 @@ from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, head
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import Recurrence
 from megageo.ops import chunk_kda
 
 
@@ -55,7 +56,7 @@ class KimiDeltaAttention(LinearAttentionMixer):
         head_dim = self.config.head_dim
         q, k = (l2_normalize(heads(parts[name], head_dim)) for name in ("q", "k"))
         g = self.decay(heads(self.forget(x), head_dim))
-        return heads(parts["v"], head_dim), head_dim, fla_recurrence(chunk_kda, q, k, g, parts["beta"].sigmoid())
+        return Recurrence(heads(parts["v"], head_dim), head_dim, fla_recurrence(chunk_kda, q, k, g, parts["beta"].sigmoid()))
 
     def output_gate(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return self.out_gate(x)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from megageo.config import MixerConfig
 from megageo.errors import MegageoError
@@ -15,6 +16,8 @@ from megageo.model.mixers.base import LinearAttentionMixer, heads
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.norm import GatedRMSNorm
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import DiagonalDecay, Recurrence
+from megageo.ops.precision import upcast
 from megageo.ops import mamba_chunk_scan_combined
 from megageo.parallel.partition import Partition, constant, declare
 
@@ -85,4 +88,8 @@ class Mamba2(LinearAttentionMixer):
             )
             return (out, None) if state is None else (out[0], out[1].transpose(-1, -2))
 
-        return heads(parts["x"], self.config.head_dim), state_size, kernel
+        step = F.softplus(upcast(parts["dt"]) + upcast(self.decay.dt_bias))  # as the kernel computes it
+        log_decay = (step * -self.decay.A_log.exp()).unsqueeze(-1)
+        queries = C.repeat_interleave(self.config.num_heads // self.config.n_groups, dim=2)
+        return Recurrence(heads(parts["x"], self.config.head_dim), state_size, kernel,
+                          DiagonalDecay(log_decay, queries, scale=1.0))

@@ -6,7 +6,9 @@ each rank builds the forecaster, holds only its block of random frames (timing d
 and runs warm-up and timed training steps — forward, backward, the gradient all-reduce over the CP group that
 DeepSpeed performs over DP×CP, and an AdamW step. Per rank it records the resident memory after set-up (Python,
 torch, the model and its optimizer), the bytes of its input frames, and the peak resident set of the step, so the
-table shows where the memory went. A case whose rank is killed by the kernel's OOM killer is reported as `oom`.
+table shows where the memory went. A case does not fit when its ranks together hold more than the memory this
+machine had available when the case started: the parent watches their resident sets and stops them there, so a
+too-long case is reported (`oom`, with the numbers) instead of waking the kernel's OOM killer on a shared machine.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def run_case(case: ContextCase, frame: tuple[int, int, int], steps: int, threads
              overrides: list[str]) -> ContextCase:
     """Start `case.cp` ranks, gather their measurements; a rank killed by signal 9 means out of memory."""
     from megageo.parallel.launch_env import free_port
+    from megageo.train.metrics_log import resident_memory_gb
 
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
@@ -111,11 +114,16 @@ def run_case(case: ContextCase, frame: tuple[int, int, int], steps: int, threads
                                                      results)) for rank in range(case.cp)]
     for process in ranks:
         process.start()
-    reports, deadline = {}, time.monotonic() + timeout_s
+    reports, deadline, budget_gb = {}, time.monotonic() + timeout_s, available_memory_gb()
     try:
         while len(reports) < case.cp:
+            held_gb = sum(resident_memory_gb(process.pid) for process in ranks)
+            if held_gb > budget_gb:
+                case.status = OOM
+                case.error = f"its ranks held {held_gb:.1f} GB, more than the {budget_gb:.1f} GB available"
+                return case
             try:
-                rank, *report = results.get(timeout=2)
+                rank, *report = results.get(timeout=0.5)
                 reports[rank] = report
             except queue_module.Empty:
                 dead = [p.exitcode for p in ranks if p.exitcode not in (None, 0)]
@@ -137,6 +145,14 @@ def run_case(case: ContextCase, frame: tuple[int, int, int], steps: int, threads
     case.frames_gb = per_rank[0][2]
     case.peak_gb = [report[3] for report in per_rank]
     return case
+
+
+def available_memory_gb() -> float:
+    """MemAvailable (Linux): what processes can still take without swapping or the OOM killer."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    raise MegageoError("/proc/meminfo has no MemAvailable line: bench context needs Linux")
 
 
 def run_bench(cases: list[ContextCase], frame: tuple[int, int, int], steps: int, threads: int, timeout_s: float,

@@ -24,9 +24,13 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
-def resident_memory_gb() -> float:
-    """This process's resident set now (Linux), to separate what set-up holds from what a step adds."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
+def resident_memory_gb(pid: int | str = "self") -> float:
+    """A process's resident set now (Linux; 0 once it has exited): what set-up holds apart from what a step adds,
+    or what a benchmark's ranks hold together."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
     return pages * resource.getpagesize() / 1e9
 
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.checkpoint import checkpoint
 
 from megageo.config import Config, ParallelConfig, TrainConfig
 from megageo.errors import MegageoError
+from megageo.model.block import recompute_blocks
 from megageo.model.forecaster import Forecaster, context_parallel_loss
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
@@ -139,13 +138,13 @@ class TrainEngine:
         self.cp = ctx.cp
         if layout.pp > 1:
             module = build_pipeline(model_config, frame_shape, config.data.t_out, ctx, layout.pp,
-                                    layout.gradient_replicas, config.parallel.activation_checkpointing)
+                                    layout.gradient_replicas)
             initialize_pipeline(module, model_config.num_layers, train.seed, ctx)
         else:
             module = Forecaster(model_config, frame_shape, config.data.t_out, ctx)
             initialize_parameters(module, train.seed, ctx.tp, ctx.rank)
-            if config.parallel.activation_checkpointing:
-                checkpoint_blocks(module)
+        if config.parallel.activation_checkpointing:
+            recompute_blocks(module)
         mark_norm_owners(module, ctx.rank)
         self.schedule = WarmupCosine(train.lr, train.min_lr, train.warmup_steps, train.steps)
         self.engine, *_ = deepspeed.initialize(
@@ -193,12 +192,6 @@ class TrainEngine:
         mean = torch.stack(losses).float().mean()
         dist.all_reduce(mean, group=mpu.get_data_parallel_group())
         return float(mean) / self.layout.gradient_replicas
-
-
-def checkpoint_blocks(model: torch.nn.Module) -> None:
-    """Recompute each block's activations in the backward pass instead of storing them."""
-    for block in model.blocks:
-        block.forward = partial(checkpoint, type(block).forward.__get__(block), use_reentrant=False)
 
 
 def keep_fp32_grad_norm(engine: Any) -> None:

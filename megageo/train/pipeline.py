@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 from deepspeed.pipe import LayerSpec, PipelineModule
 from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
 
@@ -27,7 +26,7 @@ def layer_names(num_layers: int) -> list[str]:
 
 def build_pipeline(
     config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext,
-    pipeline_parallel: int, gradient_replicas: int, activation_checkpointing: bool,
+    pipeline_parallel: int, gradient_replicas: int,
 ) -> PipelineModule:
     """`gradient_replicas` = DP × CP: DeepSpeed's grid calls that axis "data" (rank = tp + TP·(cp + CP·(dp + DP·pp))
     in Megatron's tp-cp-ep-dp-pp order is its model + MP·(data + DATA·pipe))."""
@@ -41,8 +40,6 @@ def build_pipeline(
     topology = PipeModelDataParallelTopology(num_pp=pipeline_parallel, num_mp=ctx.tp, num_dp=gradient_replicas)
     return PipelineModule(
         specs, topology=topology, loss_fn=partial(context_parallel_loss, cp=ctx.cp), partition_method="type:Block",
-        activation_checkpoint_interval=1 if activation_checkpointing else 0,
-        activation_checkpoint_func=partial(torch.utils.checkpoint.checkpoint, use_reentrant=False),
     )
 
 

@@ -129,6 +129,23 @@ def test_cp2_checkpoint_at_another_layout_points_to_reshard(two_ranks) -> None:
 
 
 @pytest.mark.slow
+def test_consolidate_and_inspect_read_a_cp_checkpoint(two_ranks, two_rank_out, tmp_path, capsys) -> None:
+    """A CP=2, ZeRO-1 checkpoint: DeepSpeed numbered its optimizer shards over the DP×CP group."""
+    from safetensors.torch import load_file
+
+    from megageo.cli import main
+
+    original = two_rank_out / "interrupted" / "checkpoints" / f"step{SAVED_AT:08d}"
+    assert sorted(p.name for p in original.glob("*optim_states.pt")) == [
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    assert main(["convert", "inspect", str(original)]) == 0
+    assert "cp=2" in capsys.readouterr().out
+    assert main(["convert", "consolidate", str(original), str(tmp_path / "release.safetensors")]) == 0
+    weights = load_file(tmp_path / "release.safetensors")
+    assert weights["input.proj.weight"].shape == (32, 8 * 16) and len(weights) > 10
+
+
+@pytest.mark.slow
 def test_reshard_cp2_to_cp1_to_cp2_round_trips(two_ranks, two_rank_out, store, tmp_path) -> None:
     from megageo.cli import main
     from megageo.convert.full_state import consolidate

@@ -70,7 +70,7 @@ class Checkpoints:
         if tag is None:
             raise MegageoError(f"--resume: no checkpoint in {self.directory} (no '{LATEST}' file)")
         saved = self.metadata(tag)
-        saved_layout = {"cp": 1, **saved["layout"]}  # written before context parallelism existed: CP=1
+        saved_layout = {key: saved["layout"].get(key, 1) for key in layout}  # no "cp": written before CP, so CP=1
         if saved_layout != layout:
             raise MegageoError(
                 f"checkpoint {self.directory / tag} was written with layout {format_layout(saved_layout)}, "

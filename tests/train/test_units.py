@@ -149,5 +149,6 @@ def test_deepspeed_config_carries_the_recipe() -> None:
 
 
 def test_world_must_hold_whole_model_parallel_groups() -> None:
-    with pytest.raises(MegageoError, match="6 ranks cannot be split into tensor_parallel=2 x pipeline_parallel=2"):
+    expected = r"6 ranks cannot be split into tensor_parallel=2 x context_parallel=1 x pipeline_parallel=2 groups \(4 ranks"
+    with pytest.raises(MegageoError, match=expected):
         Layout.of(ParallelConfig(tensor_parallel=2, pipeline_parallel=2), world_size=6)

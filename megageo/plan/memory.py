@@ -15,7 +15,8 @@ ZeRO-1 (`DeepSpeedZeroOptimizer.setup_buckets`); megageo's engine keeps the defa
 Activations (`activations.py`) are kept for every layer of a rank's pipeline stage and for each micro-batch in
 flight: 1F1B keeps min(pp − stage, m) on a stage (DeepSpeed's `TrainSchedule.num_pipe_buffers`), so the first
 stage holds the most. Under context parallelism s becomes s/cp, plus what crosses ranks (`cp_buffers`): the
-Transformer keeps every layer's all-gathered keys and values (the whole sequence, 2·s·b·h_kv per layer), the
+Transformer keeps every layer's all-gathered keys and values (the whole sequence, 2·s·b·h_kv per layer) and its
+dense causal mask ((s/cp)·s per layer, see `cp_buffer_bytes`), the
 linear mixers one fp32 all-gather of [final state | transition] per layer (cp·b·H·K·(V + K) values; V + 1 where
 the transition is diagonal) and the conv halo. Full recompute keeps each checkpoint's input (Megatron's 2·s·b·h)
 and, in backward, one checkpoint's activations.
@@ -155,15 +156,15 @@ def activation_bytes(job: Job, layout: Layout, device: Device, stage: int) -> tu
     if stage == layout.pp - 1:
         kept += size(job.head())
     if stage == 0 and frame_copy(job, layout):
-        kept += local * batch * job.frame_values / tp * 4
+        kept += local * batch * job.frame_values / tp * job.frame_bytes
     workspace = job.backward_workspace / tp * local * batch * act
     return kept, workspace, cp_buffer_bytes(job, layout, device, 1 if layout.recompute else layers * in_flight)
 
 
 def frame_copy(job: Job, layout: Layout) -> bool:
-    """Whether the input projection keeps a copy of the frames: the TP scatter always makes one (1/tp of the
-    features); Megatron's path also copies for the [B, T] → [T, B] transpose when B > 1."""
-    return layout.tp > 1 or (job.frame_path == "megatron" and job.micro_batch > 1)
+    """Whether the input projection keeps a copy of the frames: the [B, T] → [T, B] transpose makes one when B > 1,
+    and the TP scatter keeps its 1/tp of the features."""
+    return layout.tp > 1 or job.micro_batch > 1
 
 
 def cp_exchange_bytes(job: Job, layout: Layout, activation_bytes: int) -> float:
@@ -182,8 +183,16 @@ def cp_exchange_bytes(job: Job, layout: Layout, activation_bytes: int) -> float:
 
 
 def cp_buffer_bytes(job: Job, layout: Layout, device: Device, layers: float) -> float:
-    """What context parallelism keeps per rank beyond its block's own activations, for `layers` kept layers."""
-    return cp_exchange_bytes(job, layout, device.activation_bytes) * layers
+    """What context parallelism keeps per rank beyond its block's own activations, for `layers` kept layers: the
+    exchanged buffers and, for the Transformer, the causal mask. Rank r > 0 attends from its s/cp queries over
+    the (r + 1)·s/cp keys of blocks 0…r with an explicit mask (`ops.causal_attention(query_offset=...)`), which
+    scaled_dot_product_attention turns into a dense additive bias it keeps for backward — fp32 on CPU, the
+    activation dtype on GPU: (s/cp)·s values per layer on the last rank, O(s²/cp), shared by heads and batch."""
+    kept = cp_exchange_bytes(job, layout, device.activation_bytes)
+    if job.model.mixer.type == "transformer" and layout.cp > 1:
+        mask_bytes = 4 if device.kernels == "cpu" else device.activation_bytes
+        kept += job.frames / layout.cp * job.frames * mask_bytes
+    return kept * layers
 
 
 def memory(job: Job, layout: Layout, device: Device) -> Memory:

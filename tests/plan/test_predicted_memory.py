@@ -24,7 +24,7 @@ TWO_RANKS = [
 ]
 CONTEXT_PARALLEL = [
     Case("gla", 8192, cp=2), Case("gated_deltanet", 4096, cp=2), Case("mamba2", 4096, cp=2),
-    Case("transformer", 2048, cp=2),
+    Case("transformer", 2048, cp=2), Case("gla", 8192, cp=2, recompute=True),
 ]
 
 

@@ -34,7 +34,7 @@ def per_layer_gib(job: Job, plan: Plan, machine: Machine) -> float:
 def table(job: Job, plans: list[Plan], machine: Machine) -> str:
     header = (f"{'#':>3}  {'layout':<27}{'step s':>8}{'GiB/GPU':>9}{'weights':>8}{'grads':>7}{'optim':>7}"
               f"{'frames':>8}{'layer':>7}{'activ':>7}{'trans':>7}{'CP buf':>7}  peak at        "
-              f"{'TP GB':>7}{'CP GB':>7}{'DP GB':>7}{'PP GB':>7}")
+              f"{'TP GB':>8}{'CP GB':>8}{'DP GB':>8}{'PP GB':>8}")
     lines = [header, "-" * len(header)]
     for rank, plan in enumerate(plans, 1):
         parts = {name: value / GIB for name, value in plan.memory.parts().items()}
@@ -43,8 +43,9 @@ def table(job: Job, plans: list[Plan], machine: Machine) -> str:
             f"{rank:>3}  {plan.layout.describe():<27}{plan.cost.step_s:>8.2f}{plan.memory.total / GIB:>9.1f}"
             f"{parts['weights']:>8.2f}{parts['gradients']:>7.2f}{parts['optimizer']:>7.2f}{parts['frames']:>8.2f}"
             f"{per_layer_gib(job, plan, machine):>7.2f}{parts['activations']:>7.2f}{parts['transient']:>7.2f}"
-            f"{parts['cp_buffers']:>7.2f}  {plan.memory.moment:<15}{volume['tp']:>7.1f}{volume['cp']:>7.1f}"
-            f"{volume['dp']:>7.1f}{volume['pp']:>7.1f}")
+            f"{parts['cp_buffers']:>7.2f}  {plan.memory.moment:<15}"
+            + "".join(f"{volume[group]:>8.0f}" if volume[group] >= 1000 else f"{volume[group]:>8.1f}"
+                      for group in ("tp", "cp", "dp", "pp")))
     return "\n".join(lines)
 
 

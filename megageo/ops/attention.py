@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention.bias import causal_lower_right
 
 
-def causal_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None, query_offset: int = 0
-) -> torch.Tensor:
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
     """`softmax(scale q k^T + causal mask) v` for `q` `[B, Tq, H, K]`, `k` `[B, Tk, H, K]`, `v` `[B, Tk, H, V]`;
     scale defaults to `K ** -0.5`.
 
-    Query `i` sits at position `query_offset + i` of the keys' sequence and sees keys `0 … query_offset + i`: a
-    context-parallel rank attends from its own block of queries over the keys of every block up to its own.
-    PyTorch's scaled_dot_product_attention picks flash/memory-efficient kernels on every device, so there is no
-    separate CUDA dispatch.
+    The queries are the last `Tq` positions of the keys' sequence (Tq ≤ Tk): query `i` sees keys `0 … Tk − Tq + i`.
+    A context-parallel rank attends from its own block over the keys of every block up to its own, so this is the
+    causal mask aligned to the lower right; PyTorch runs it as a flash kernel on CUDA without building the
+    Tq × Tk mask (on CPU it materializes the mask, which `megageo plan` counts).
     """
+    if q.shape[1] > k.shape[1]:
+        raise ValueError(f"causal attention needs at least as many keys ({k.shape[1]}) as queries ({q.shape[1]})")
     q, k, v = (x.transpose(1, 2) for x in (q, k, v))
-    if query_offset == 0 and q.shape[2] == k.shape[2]:
+    if q.shape[2] == k.shape[2]:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale).transpose(1, 2)
-    query_positions = torch.arange(query_offset, query_offset + q.shape[2], device=q.device)
-    visible = torch.arange(k.shape[2], device=q.device) <= query_positions[:, None]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=scale).transpose(1, 2)
+    mask = causal_lower_right(q.shape[2], k.shape[2])
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).transpose(1, 2)

@@ -16,8 +16,7 @@ Activations (`activations.py`) are kept for every layer of a rank's pipeline sta
 flight: 1F1B keeps min(pp − stage, m) on a stage (DeepSpeed's `TrainSchedule.num_pipe_buffers`), so the first
 stage holds the most. Under context parallelism s becomes s/cp, plus what crosses ranks (`cp_buffers`): the
 Transformer keeps every layer's all-gathered keys and values (the whole sequence, 2·s·b·h_kv per layer) and its
-dense causal mask ((s/cp)·s per layer, see `cp_buffer_bytes`), the
-linear mixers one fp32 all-gather of [final state | transition] per layer (cp·b·H·K·(V + K) values; V + 1 where
+dense causal mask on CPU ((s/cp)·s per layer, see `cp_buffer_bytes`), the linear mixers one fp32 all-gather of [final state | transition] per layer (cp·b·H·K·(V + K) values; V + 1 where
 the transition is diagonal) and the conv halo. Full recompute keeps each checkpoint's input (Megatron's 2·s·b·h)
 and, in backward, one checkpoint's activations.
 
@@ -184,14 +183,14 @@ def cp_exchange_bytes(job: Job, layout: Layout, activation_bytes: int) -> float:
 
 def cp_buffer_bytes(job: Job, layout: Layout, device: Device, layers: float) -> float:
     """What context parallelism keeps per rank beyond its block's own activations, for `layers` kept layers: the
-    exchanged buffers and, for the Transformer, the causal mask. Rank r > 0 attends from its s/cp queries over
-    the (r + 1)·s/cp keys of blocks 0…r with an explicit mask (`ops.causal_attention(query_offset=...)`), which
-    scaled_dot_product_attention turns into a dense additive bias it keeps for backward — fp32 on CPU, the
-    activation dtype on GPU: (s/cp)·s values per layer on the last rank, O(s²/cp), shared by heads and batch."""
+    exchanged buffers and, on CPU, the Transformer's causal mask. Rank r > 0 attends from its s/cp queries over
+    the (r + 1)·s/cp keys of blocks 0…r with the causal mask aligned to the lower right
+    (`ops.causal_attention`). On CUDA PyTorch's flash kernel applies it without building it; on CPU
+    scaled_dot_product_attention materializes it as a dense fp32 additive bias kept for backward: (s/cp)·s values
+    per layer on the last rank, O(s²/cp), shared by heads and batch."""
     kept = cp_exchange_bytes(job, layout, device.activation_bytes)
-    if job.model.mixer.type == "transformer" and layout.cp > 1:
-        mask_bytes = 4 if device.kernels == "cpu" else device.activation_bytes
-        kept += job.frames / layout.cp * job.frames * mask_bytes
+    if job.model.mixer.type == "transformer" and layout.cp > 1 and device.kernels == "cpu":
+        kept += job.frames / layout.cp * job.frames * 4
     return kept * layers
 
 

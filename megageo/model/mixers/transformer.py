@@ -37,7 +37,7 @@ class Attention(TensorParallelMixer):
 
     def mix(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Under context parallelism (Llama 3's recipe) queries stay local while the keys and values of every block
-        are all-gathered; rank r attends over blocks 0…r with the causal mask shifted by its offset. Its K/V memory
+        are all-gathered; rank r attends over blocks 0…r, its queries being the last block of those keys. Its K/V memory
         grows with its position in the sequence, up to the whole sequence on the last rank."""
         cp = self.ctx.cp
         offset = cp.rank * x.shape[1]
@@ -45,4 +45,4 @@ class Attention(TensorParallelMixer):
         q, k = (apply_rope(t, self.config.rope_base, offset) for t in (q, k))
         if cp.size > 1:
             k, v = (all_gather_blocks(t, cp)[: cp.rank + 1].transpose(0, 1).flatten(1, 2) for t in (k, v))
-        return causal_attention(q, k, v, query_offset=offset).flatten(-2)
+        return causal_attention(q, k, v).flatten(-2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from multiprocess import run_ranks
-from validation import TOLERANCE, Case, compare, context_parallel_available, measure_on_ranks, measure_single_process
+from validation import TOLERANCE, Case, compare, measure_on_ranks, measure_single_process
 
 SINGLE_PROCESS = [
     Case("gla", 2048), Case("gla", 8192), Case("gla", 32768), Case("gla", 8192, recompute=True),
@@ -42,13 +42,9 @@ def test_single_process_peak_within_15_percent(case: Case) -> None:
     assert max(map(abs, errors)) <= TOLERANCE, line
 
 
-def _two_rank_cases() -> list[Case]:
-    return TWO_RANKS + (CONTEXT_PARALLEL if context_parallel_available() else [])
-
-
 @pytest.fixture(scope="module")
 def two_rank_peaks() -> dict[str, int]:
-    cases = _two_rank_cases()
+    cases = TWO_RANKS + CONTEXT_PARALLEL
     per_rank = run_ranks(measure_on_ranks, 2, cases)
     return {case.name: max(peaks) for case, peaks in zip(cases, zip(*per_rank))}
 
@@ -56,8 +52,6 @@ def two_rank_peaks() -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", TWO_RANKS + CONTEXT_PARALLEL, ids=lambda case: case.name)
 def test_two_rank_peak_within_15_percent(case: Case, two_rank_peaks) -> None:
-    if case.cp > 1 and not context_parallel_available():
-        pytest.skip("this checkout has no parallel.context_parallel")
     errors, line = compare(case, two_rank_peaks[case.name])
     print(line)
     assert max(map(abs, errors)) <= TOLERANCE, line

@@ -6,13 +6,10 @@ process's CPU; several ranks run the real DeepSpeed engine of `megageo.train` ov
 live tensor bytes (`measured_memory.peak_allocated`) from before the model is built to the end of the second step,
 so weights, gradients, optimizer state, frames and activations all count, and compare it with the planner's
 prediction for the `cpu-fp32` profile (runtime excluded: it is not tensors).
-
-Context-parallel cases run where the config knows `parallel.context_parallel`; add them to `CONTEXT_PARALLEL`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -80,28 +77,11 @@ class Case:
         return memory(describe(self.config(), self.frames, FRAME, self.batch), layout, DEVICES["cpu-fp32"])
 
 
-def context_parallel_available() -> bool:
-    from megageo.config import ParallelConfig
-
-    return "context_parallel" in {field.name for field in dataclasses.fields(ParallelConfig)}
-
-
-def enable_recompute(model) -> None:
-    """Activation checkpointing the way the model code in this checkout does it."""
-    from megageo.model import block
-
-    if hasattr(block, "recompute_blocks"):
-        block.recompute_blocks(model)
-    else:
-        from megageo.train.engine import checkpoint_blocks
-
-        checkpoint_blocks(model)
-
-
 def measure_single_process(case: Case) -> int:
     """Peak bytes of building the forecaster and two training steps in this process (a world of one)."""
     import torch
 
+    from megageo.model.block import recompute_blocks
     from megageo.model.forecaster import Forecaster, forecast_loss
     from megageo.model.init import initialize_parameters
     from megageo.model.parallel_layers import TensorParallelContext
@@ -112,7 +92,7 @@ def measure_single_process(case: Case) -> int:
         model = Forecaster(config, FRAME, 1, TensorParallelContext(1, 0, False, config.init_std, config.num_layers))
         initialize_parameters(model, seed=0, tp=1, rank=0)
         if case.recompute:
-            enable_recompute(model)
+            recompute_blocks(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
         generator = torch.Generator().manual_seed(0)
         frames = torch.randn(case.batch, case.frames, *FRAME, generator=generator)
@@ -138,8 +118,8 @@ def measure_on_ranks(cases: list[Case]) -> list[int]:
     peaks = []
     for case in cases:
         config = case.config()
-        groups.initialize(case.tp, 1, **({"context_parallel": case.cp} if case.cp > 1 else {}))
-        cp_rank = parallel_state.get_context_parallel_rank() if case.cp > 1 else 0
+        groups.initialize(case.tp, 1, context_parallel=case.cp)
+        cp_rank = parallel_state.get_context_parallel_rank()
         generator = torch.Generator().manual_seed(int(os.environ["RANK"]))
 
         def run() -> None:

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "megageo.train.commands",
     "megageo.eval.commands",
     "megageo.bench.commands",
+    "megageo.plan.commands",
     "megageo.convert.commands",
     "megageo.demo",
 )

@@ -31,6 +31,9 @@ class DataConfig:
     t_in: int = 8
     t_out: int = 1
     stride: int = 1
+    frames_dtype: str = "fp32"
+    """`bf16` keeps input frames in bfloat16 from the store until the input projection (half the memory of the
+    largest tensor of a long-context run; the projection itself computes in fp32)."""
 
 
 @dataclass
@@ -47,6 +50,8 @@ class ModelConfig:
 @dataclass
 class ParallelConfig:
     tensor_parallel: int = 1
+    context_parallel: int = 1
+    """Split each sample's frames into this many contiguous blocks, one per rank (world = TP × CP × PP × DP)."""
     pipeline_parallel: int = 1
     sequence_parallel: bool = False
     zero_stage: int = 0
@@ -213,7 +218,7 @@ def validate(config: Config) -> None:
         "data.t_in": data.t_in, "data.t_out": data.t_out, "data.stride": data.stride,
         "model.num_layers": model.num_layers, "model.hidden_size": model.hidden_size,
         "model.mixer.num_heads": model.mixer.num_heads, "parallel.tensor_parallel": parallel.tensor_parallel,
-        "parallel.pipeline_parallel": parallel.pipeline_parallel, "train.steps": train.steps,
+        "parallel.context_parallel": parallel.context_parallel, "parallel.pipeline_parallel": parallel.pipeline_parallel, "train.steps": train.steps,
         "train.global_batch_size": train.global_batch_size, "train.micro_batch_size": train.micro_batch_size,
     }
     for key, value in positive.items():
@@ -238,6 +243,9 @@ def validate(config: Config) -> None:
         )
     if parallel.sequence_parallel and parallel.tensor_parallel == 1:
         raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
+    _validate_context_parallel(config)
+    if data.frames_dtype not in ("fp32", "bf16"):
+        raise MegageoError(f"config key data.frames_dtype must be fp32 or bf16, got {data.frames_dtype!r}")
     if train.precision not in ("auto", "fp32", "bf16"):
         raise MegageoError(f"config key train.precision must be auto, fp32 or bf16, got {train.precision!r}")
     if train.global_batch_size % train.micro_batch_size:
@@ -246,6 +254,30 @@ def validate(config: Config) -> None:
             f"train.micro_batch_size={train.micro_batch_size}"
         )
     config.model.mixer.validate(model.hidden_size, parallel.tensor_parallel)
+
+
+def _validate_context_parallel(config: Config) -> None:
+    """CP splits the T_in input frames into contiguous blocks; each block must hold the conv halo, and under
+    sequence parallel it is split again across the TP ranks."""
+    parallel, t_in = config.parallel, config.data.t_in
+    cp = parallel.context_parallel
+    if t_in % cp:
+        raise MegageoError(
+            f"data.t_in={t_in} frames cannot be split into parallel.context_parallel={cp} equal blocks"
+        )
+    block = t_in // cp
+    mixer = config.model.mixer
+    halo = getattr(mixer, "conv_size", 1) - 1 if getattr(mixer, "use_short_conv", False) else 0
+    if cp > 1 and block < halo:
+        raise MegageoError(
+            f"context-parallel blocks of {block} frames (data.t_in={t_in} / parallel.context_parallel={cp}) are "
+            f"shorter than the short convolution's halo of {halo} frames (model.mixer.conv_size - 1)"
+        )
+    if parallel.sequence_parallel and block % parallel.tensor_parallel:
+        raise MegageoError(
+            f"parallel.sequence_parallel splits each block of {block} frames (data.t_in / parallel.context_parallel) "
+            f"across parallel.tensor_parallel={parallel.tensor_parallel} ranks: it must divide evenly"
+        )
 
 
 def dump_config(config: Config, path: str | Path) -> None:

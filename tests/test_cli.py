@@ -14,7 +14,7 @@ def megageo(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["data", "build"], ["data", "inspect"],
-                                     ["model", "summary"], ["bench", "kernels"]])
+                                     ["model", "summary"], ["bench", "kernels"], ["plan"]])
 def test_help_describes_each_command(command: list[str]) -> None:
     result = megageo(*command, "--help")
     assert result.returncode == 0, result.stderr

@@ -54,6 +54,14 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
         (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 76.8"),
         (["train.steps=0"], "train.steps must be at least 1, got 0"),
         (["trainsteps"], "must look like section.key=value"),
+        (["parallel.context_parallel=0"], "parallel.context_parallel must be at least 1, got 0"),
+        (["parallel.context_parallel=3"], "data.t_in=8 frames cannot be split into parallel.context_parallel=3"),
+        (["parallel.context_parallel=4", "model.mixer.use_short_conv=true"],
+         "context-parallel blocks of 2 frames (data.t_in=8 / parallel.context_parallel=4) are shorter than the "
+         "short convolution's halo of 3 frames"),
+        (["parallel.context_parallel=2", "parallel.tensor_parallel=4", "model.mixer.num_heads=4",
+          "parallel.sequence_parallel=true", "data.t_in=12"],
+         "parallel.sequence_parallel splits each block of 6 frames"),
     ],
 )
 def test_bad_values_fail_up_front_naming_the_key(overrides: list[str], message: str) -> None:
@@ -113,3 +121,21 @@ def test_every_registered_mixer_config_has_its_layer() -> None:
     assert set(MIXERS) == set(MixerConfig.registry.values())
     with pytest.raises(TypeError, match="KDAConfig is not the config registered for mixer 'gla'"):
         register_mixer("gla", MixerConfig.registry["kda"])
+
+
+def test_context_parallel_layout_must_fit_the_world() -> None:
+    from megageo.train.engine import Layout
+
+    parallel = load_config(TINY_GLA, ["parallel.context_parallel=2", "parallel.tensor_parallel=2"]).parallel
+    assert Layout.of(parallel, 8).as_dict() == {"tp": 2, "cp": 2, "pp": 1, "dp": 2, "zero_stage": 0}
+    with pytest.raises(MegageoError, match="6 ranks cannot be split into tensor_parallel=2 x context_parallel=2"):
+        Layout.of(parallel, 6)
+
+
+def test_mamba2_needs_no_head_split_for_context_parallelism() -> None:
+    """Megatron's Mamba CP splits heads across CP ranks (nheads % (tp·cp) == 0); megageo passes states instead,
+    so one head and one group (which Megatron's rule would refuse at CP=2) are valid."""
+    overrides = ["parallel.context_parallel=2", "model.mixer.num_heads=1", "model.mixer.head_dim=512",
+                 "model.mixer.n_groups=1"]
+    config = load_config(CONFIG_DIR / "tiny" / "mamba2.yaml", overrides)
+    assert (config.model.mixer.num_heads, config.parallel.context_parallel) == (1, 2)

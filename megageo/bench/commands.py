@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     benchmarks = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     _register_kernels(benchmarks)
     _register_models(benchmarks)
+    _register_context(benchmarks)
 
 
 def _register_kernels(benchmarks: argparse._SubParsersAction) -> None:
@@ -86,6 +87,47 @@ def _run_models(args: argparse.Namespace) -> int:
     print("\n".join(models.ratios_to_transformer(results)))
     json_path, plot_path = models.write_results(results, args.out)
     print(f"wrote {json_path} and {plot_path}")
+    return 0
+
+
+def _register_context(benchmarks: argparse._SubParsersAction) -> None:
+    context = benchmarks.add_parser(
+        "context", help="context parallelism: step time and per-rank peak memory at CP = 1, 2, 4 over long contexts",
+        description="Train-step time and per-rank peak memory of whole forecasters split across CP gloo ranks on this "
+        "machine (each case a fresh group of processes, random NCEP-shaped frames). Prints, per mixer, the per-rank "
+        "memory ratio of the largest CP degree to CP=1 at 32,768 frames and the time per 1K frames at each length. "
+        "Writes bench_context.json to --out.",
+    )
+    context.add_argument("--configs", nargs="+", default=["configs/tiny/gla.yaml"], metavar="CFG",
+                         help="model configs (default: the tiny GLA)")
+    context.add_argument("--lengths", type=_comma_separated_ints, default=(16384, 32768, 65536, 131072),
+                         metavar="T,T,...", help="input frames per sample (default: 16384,32768,65536,131072)")
+    context.add_argument("--cp", type=_comma_separated_ints, default=(1, 2, 4), metavar="N,N,...",
+                         help="context-parallel degrees, one process each (default: 1,2,4)")
+    context.add_argument("--frame", default="1,73,144", metavar="C,H,W", help="frame shape (default: 1,73,144)")
+    context.add_argument("--steps", type=int, default=2, help="timed steps per case after one warm-up (default: 2)")
+    context.add_argument("--threads", type=int, default=0,
+                         help="torch threads per rank (default: 0 = this machine's cores / CP, at least 1)")
+    context.add_argument("--timeout", type=float, default=1800, help="seconds allowed per case (default: 1800)")
+    context.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="config override for every case, e.g. parallel.activation_checkpointing=true")
+    context.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)")
+    context.set_defaults(func=_run_context)
+
+
+def _run_context(args: argparse.Namespace) -> int:
+    from megageo.bench import context, models
+
+    frame = models.parse_frame(args.frame)
+    cases = context.parse_cases(args.configs, list(args.lengths), list(args.cp))
+
+    def progress(case) -> None:
+        print(f"  {case.mixer} @ {case.frames:,d} frames, CP={case.cp}: {case.status}", flush=True)
+
+    results = context.run_bench(cases, frame, args.steps, args.threads, args.timeout, args.overrides, progress)
+    print(context.format_table(results))
+    print("\n".join(context.summary_lines(results)))
+    print(f"wrote {context.write_results(results, args.out)}")
     return 0
 
 

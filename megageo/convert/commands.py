@@ -17,7 +17,7 @@ def run_consolidate(args: argparse.Namespace) -> int:
 def run_reshard(args: argparse.Namespace) -> int:
     from megageo.convert.reshard import reshard
 
-    out = reshard(args.checkpoint, args.out_dir, args.tp, args.pp, args.dp)
+    out = reshard(args.checkpoint, args.out_dir, args.tp, args.pp, args.dp, args.cp)
     print(f"{out}: resharded to tp={args.tp}, pp={args.pp}")
     return 0
 
@@ -59,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reshard.add_argument("--tp", type=int, required=True, help="tensor-parallel degree of the new layout")
     reshard.add_argument("--pp", type=int, default=1, help="pipeline stages of the new layout (default 1)")
     reshard.add_argument("--dp", type=int, default=None, help="data-parallel degree (default: the checkpoint's)")
+    reshard.add_argument("--cp", type=int, default=None, help="context-parallel degree (default: the checkpoint's)")
     reshard.set_defaults(func=run_reshard)
 
     inspect = actions.add_parser(

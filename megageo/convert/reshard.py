@@ -26,14 +26,18 @@ from megageo.io.atomic import atomic_dir
 from megageo.train.engine import Layout
 
 
-def reshard(checkpoint: str | Path, out_dir: str | Path, tp: int, pp: int, dp: int | None = None) -> Path:
-    """Write `out_dir` (a new `checkpoints` folder holding `latest`) at TP=`tp`, PP=`pp`, DP=`dp` (default:
-    the source's), keeping the ZeRO stage. Fails before writing anything if the layout cannot hold the model."""
+def reshard(
+    checkpoint: str | Path, out_dir: str | Path, tp: int, pp: int, dp: int | None = None, cp: int | None = None
+) -> Path:
+    """Write `out_dir` (a new `checkpoints` folder holding `latest`) at TP=`tp`, PP=`pp`, DP=`dp` and CP=`cp`
+    (default: the source's), keeping the ZeRO stage. Fails before writing anything if the layout cannot hold the
+    model. CP ranks hold whole weights, so a CP change only re-partitions ZeRO state over DP×CP ranks."""
     out = Path(out_dir)
     if out.exists():
         raise MegageoError(f"{out} already exists: reshard writes a new checkpoint folder")
     source = open_checkpoint(checkpoint)
-    target = Layout(tp, pp, source.layout.dp if dp is None else dp, source.layout.zero_stage)
+    target = Layout(tp, pp, source.layout.dp if dp is None else dp, source.layout.zero_stage,
+                    source.layout.cp if cp is None else cp)
     config = retarget(source.config, target)
     layout = ModelLayout(config, source.frame_shape)
     layout.check_tensor_parallel(tp)
@@ -50,9 +54,9 @@ def reshard(checkpoint: str | Path, out_dir: str | Path, tp: int, pp: int, dp: i
 
 
 def retarget(config: Config, target: Layout) -> Config:
-    """The source config at the target layout, validated (heads vs TP, stages vs layers, ZeRO vs PP)."""
+    """The source config at the target layout, validated (heads vs TP, stages vs layers, ZeRO vs PP, frames vs CP)."""
     raw = config.to_dict()
-    raw["parallel"].update(tensor_parallel=target.tp, pipeline_parallel=target.pp,
+    raw["parallel"].update(tensor_parallel=target.tp, pipeline_parallel=target.pp, context_parallel=target.cp,
                            sequence_parallel=raw["parallel"]["sequence_parallel"] and target.tp > 1)
     return config_from_dict(raw)
 
@@ -76,7 +80,7 @@ def _write_rank(
     from megageo.train.checkpoint import Checkpoints
     from megageo.train.engine import TrainEngine
 
-    groups.initialize(target.tp, target.pp)
+    groups.initialize(target.tp, target.pp, context_parallel=target.cp)
     try:
         engine = TrainEngine(config, target, frame_shape)
         state = torch.load(state_file, weights_only=False, mmap=True)

@@ -66,7 +66,7 @@ def _read_zero(source: SourceCheckpoint, layout: ModelLayout, mp_rank: int, mome
     from deepspeed.checkpoint import constants
 
     zero3 = source.layout.zero_stage == 3
-    dp_ranks = range(source.layout.dp)
+    dp_ranks = range(source.layout.gradient_replicas)
     model_files = [source.model_states(mp_rank, dp) for dp in (dp_ranks if zero3 else range(1))]
     optimizer = [load(source.optim_states(mp_rank, dp))[constants.OPTIMIZER_STATE_DICT] for dp in dp_ranks]
     fp32_key = constants.FP32_FLAT_GROUPS if zero3 else constants.SINGLE_PARTITION_OF_FP32_GROUPS
@@ -77,7 +77,7 @@ def _read_zero(source: SourceCheckpoint, layout: ModelLayout, mp_rank: int, mome
         merge = _zero3_merge if zero3 else _zero2_merge(optimizer[0].get(constants.PARAM_ALIGNMENT_PADDINGS))
 
         def merged(flat_groups: list) -> dict[str, torch.Tensor]:
-            tensors = merge(source.layout.dp, flat_groups, model_states)
+            tensors = merge(source.layout.gradient_replicas, flat_groups, model_states)
             return {layout.full_name(name, pipelined): tensor for name, tensor in tensors.items()}
 
         weights = merged([partition[fp32_key] for partition in optimizer])

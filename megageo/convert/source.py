@@ -41,13 +41,14 @@ class SourceCheckpoint:
         return self.tag_dir / f"layer_{layer:02d}-model_{tp_rank:02d}-model_states.pt"
 
     def expected_files(self, num_pipeline_layers: int) -> list[Path]:
-        """DeepSpeed's files for this layout. Pipeline ranks are numbered stage-major (`stage · tp + tp_rank`)."""
+        """DeepSpeed's files for this layout. Pipeline ranks are numbered stage-major (`stage · tp + tp_rank`); the
+        ZeRO shards are numbered over DP×CP ranks, which DeepSpeed sees as its data-parallel group."""
         layout = self.layout
         model_parallel = range(layout.tp * layout.pp)
-        dp_ranks = range(layout.dp) if layout.zero_stage == 3 else range(1)
+        dp_ranks = range(layout.gradient_replicas) if layout.zero_stage == 3 else range(1)
         files = [self.model_states(mp, dp) for mp in model_parallel for dp in dp_ranks]
         if layout.zero_stage > 0:
-            files += [self.optim_states(mp, dp) for mp in model_parallel for dp in range(layout.dp)]
+            files += [self.optim_states(mp, dp) for mp in model_parallel for dp in range(layout.gradient_replicas)]
         if layout.pp > 1:
             files += [self.layer_states(layer, tp) for layer in range(num_pipeline_layers) for tp in range(layout.tp)]
         return files
@@ -61,7 +62,7 @@ def open_checkpoint(path: str | Path) -> SourceCheckpoint:
         raise MegageoError(f"{tag_dir}: not a megageo checkpoint (no {METADATA})")
     try:
         metadata = json.loads(metadata_path.read_text())
-        layout = Layout(**{key: int(metadata["layout"][key]) for key in ("tp", "pp", "dp", "zero_stage")})
+        layout = Layout(**{key: int(value) for key, value in {"cp": 1, **metadata["layout"]}.items()})
         config = config_from_dict(metadata["config"])
         int(metadata["step"])
     except (ValueError, KeyError, TypeError) as error:

@@ -2,7 +2,8 @@
 
 The split is chronological without leakage: a training window lies wholly before `train_end` (inputs and
 targets), a validation window starts at or after it, so no frame is seen by both. Each sample reads one
-contiguous time slice; `read_window(i, part, parts)` reads only one sequence-parallel rank's share of the inputs.
+contiguous time slice; `read_window(i, part, parts, targets)` reads only one context-parallel rank's block of the
+inputs, and the targets only where asked (the last block's rank).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ class WindowDataset(Dataset):
         t_out: int = 1,
         stride: int = 1,
         levels=None,
+        frames_dtype: torch.dtype = torch.float32,
     ):
         if split not in ("train", "val"):
             raise MegageoError(f"split must be 'train' or 'val', got '{split}'")
         if min(t_in, t_out, stride) < 1:
             raise MegageoError(f"t_in, t_out and stride must be >= 1, got {t_in}, {t_out}, {stride}")
         self.store = Store(store_path)
-        self.split, self.t_in, self.t_out = split, t_in, t_out
+        self.split, self.t_in, self.t_out, self.frames_dtype = split, t_in, t_out, frames_dtype
         steps = self.store.steps()
         i = self.store.first_irregular_step()
         if i is not None:
@@ -57,19 +59,22 @@ class WindowDataset(Dataset):
         return self.starts.size
 
     def normalized_frames(self, start: int, stop: int) -> torch.Tensor:
-        """frames[start:stop] of this dataset's levels, normalised: [n, C, H, W]."""
+        """frames[start:stop] of this dataset's levels, normalised: [n, C, H, W] in the dataset's frame dtype."""
         block = self.store.read(start, stop)[:, self.channels]
-        return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None])
+        return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None]).to(self.frames_dtype)
 
-    def read_window(self, index: int, part: int = 0, parts: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y) of window `index`, with x only rank `part`'s contiguous 1/parts of the T_in input frames."""
+    def read_window(
+        self, index: int, part: int = 0, parts: int = 1, targets: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of window `index`, with x only rank `part`'s contiguous 1/parts of the T_in input frames, and y
+        empty ([0, C, H, W], nothing read) unless `targets`."""
         if self.t_in % parts or not 0 <= part < parts:
             raise MegageoError(f"cannot give part {part} of {parts} of {self.t_in} input frames")
         start = int(self.starts[index])
         share = self.t_in // parts
         x = self.normalized_frames(start + part * share, start + (part + 1) * share)
-        y = self.normalized_frames(start + self.t_in, start + self.t_in + self.t_out)
-        return x, y
+        target_stop = start + self.t_in + (self.t_out if targets else 0)
+        return x, self.normalized_frames(start + self.t_in, target_stop)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """x [T_in, C, H, W], y [T_out, C, H, W], float32, normalised; one contiguous read."""

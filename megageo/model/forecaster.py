@@ -12,14 +12,18 @@ from megatron.core.tensor_parallel import mappings
 from megageo.config import ModelConfig
 from megageo.errors import MegageoError
 from megageo.model.block import Block
+from megageo.model.frame_projection import project_frames
 from megageo.model.norm import RMSNorm
 from megageo.model.parallel_layers import TensorParallelContext, column_linear, reduce_partial_grad, row_linear
+from megageo.parallel.context import ContextParallel
 from megageo.parallel.partition import constant, declare
 
 
 class InputProjection(torch.nn.Module):
     """[B, T, C, H, W] → [T, B, hidden] (eq. 8). Row-parallel over the C·H·W features, so each TP rank holds a
-    slice of the largest matrix; under sequence parallel the output leaves already split along time."""
+    slice of the largest matrix; under sequence parallel the output leaves already split along time. The weight
+    is a Megatron row-parallel layer's; the product is `project_frames` (no input gradient, bf16 frames welcome)
+    followed by the same reductions the layer would do."""
 
     def __init__(self, frame_size: int, config: ModelConfig, ctx: TensorParallelContext):
         super().__init__()
@@ -33,11 +37,17 @@ class InputProjection(torch.nn.Module):
         if self.ctx.tp > 1:
             x = mappings.scatter_to_tensor_model_parallel_region(x)
         bias = reduce_partial_grad(self.bias, self.ctx) if self.ctx.sequence_parallel else self.bias
-        return self.proj(x)[0] + bias
+        y = project_frames(x, self.proj.weight)
+        if self.ctx.sequence_parallel:
+            y = mappings.reduce_scatter_to_sequence_parallel_region(y)
+        elif self.ctx.tp > 1:
+            y = mappings.reduce_from_tensor_model_parallel_region(y)
+        return y + bias
 
 
 class ForecastHead(torch.nn.Module):
-    """Final norm, then the last position's hidden state → T_out frames (eq. 10)."""
+    """Final norm, then the last position's hidden state → T_out frames (eq. 10). Under context parallelism every
+    rank runs it on its block's last position, so all ranks share one graph; only the last rank's is the forecast."""
 
     def __init__(self, frame_shape: tuple[int, int, int], t_out: int, config: ModelConfig, ctx: TensorParallelContext):
         super().__init__()
@@ -88,3 +98,16 @@ def check_shapes(config: ModelConfig, frame_shape: tuple[int, int, int], ctx: Te
 def forecast_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE on normalised fields (eq. 11), accumulated in fp32."""
     return torch.nn.functional.mse_loss(prediction.float(), target.float())
+
+
+def context_parallel_loss(prediction: torch.Tensor, target: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
+    """The objective each CP rank backpropagates. Only the last block holds the last frame, so only the last rank
+    has the forecast and its targets. Every rank's gradient is a partial sum and the data-parallel×CP all-reduce
+    averages over cp ranks too, so the last rank's loss is scaled by cp (Megatron's convention); the others
+    backpropagate zero, which still runs every collective of the backward pass. Averaged over the DP×CP group
+    the values give the true loss."""
+    if cp.size == 1:
+        return forecast_loss(prediction, target)
+    if cp.is_last:
+        return forecast_loss(prediction, target) * cp.size
+    return (prediction * 0).sum(dtype=torch.float32)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from megageo.ops.precision import upcast
 from megageo.model.parallel_layers import TensorParallelContext, reduce_partial_grad
 from megageo.parallel.partition import Partition, constant, declare
 
 
 def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
-    x32 = x.float()
+    x32 = upcast(x)
     return x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
 
 
@@ -26,7 +27,7 @@ class RMSNorm(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = reduce_partial_grad(self.weight, self.ctx) if self.ctx.sequence_parallel else self.weight
-        return (rms_normalize(x, self.eps) * weight.float()).to(x.dtype)
+        return (rms_normalize(x, self.eps) * upcast(weight)).to(x.dtype)
 
 
 class GatedRMSNorm(torch.nn.Module):
@@ -52,11 +53,11 @@ class GatedRMSNorm(torch.nn.Module):
     def forward(self, o: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
         """o, gate: [..., channels] with channels a multiple of the group width."""
         weight = self.weight if self.per_channel else reduce_partial_grad(self.weight, self.ctx)
-        x = o.float()
+        x = upcast(o)
         if gate is not None and self.gate_first:
-            x = x * self.activation(gate.float())
-        x = rms_normalize(x.unflatten(-1, (-1, self.group_width)), self.eps) * weight.float().view(-1, self.group_width)
+            x = x * self.activation(upcast(gate))
+        x = rms_normalize(x.unflatten(-1, (-1, self.group_width)), self.eps) * upcast(weight).view(-1, self.group_width)
         x = x.flatten(-2)
         if gate is not None and not self.gate_first:
-            x = x * self.activation(gate.float())
+            x = x * self.activation(upcast(gate))
         return x.to(o.dtype)

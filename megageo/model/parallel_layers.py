@@ -18,12 +18,14 @@ from megatron.core.tensor_parallel import mappings
 from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParallelLinear
 
 from megageo.parallel import groups
+from megageo.parallel.context import ContextParallel
 from megageo.parallel.partition import Partition, constant, declare, normal
 
 
 @dataclass(frozen=True)
 class TensorParallelContext:
-    """What a module needs to know about the layout: TP degree, rank, and whether activations are seq-split."""
+    """What a module needs to know about the layout: TP degree and rank, whether activations are seq-split, and
+    which context-parallel block of the sequence this rank holds."""
 
     tp: int
     rank: int
@@ -31,10 +33,12 @@ class TensorParallelContext:
     init_std: float
     num_layers: int
     params_dtype: torch.dtype = torch.float32
+    cp: ContextParallel = ContextParallel()
 
     @classmethod
     def current(cls, sequence_parallel: bool, init_std: float, num_layers: int) -> TensorParallelContext:
-        return cls(groups.tp_size(), groups.tp_rank(), sequence_parallel, init_std, num_layers)
+        return cls(groups.tp_size(), groups.tp_rank(), sequence_parallel, init_std, num_layers,
+                   cp=ContextParallel.current())
 
     def megatron_config(self, sequence_parallel: bool) -> ModelParallelConfig:
         return ModelParallelConfig(

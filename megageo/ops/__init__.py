@@ -7,10 +7,10 @@ Conventions shared by every recurrent op, so megageo's CPU code is a drop-in bac
 - `initial_state` is the `[B, H, K, V]` state before step 0 and, with `output_final_state=True`, the float32 state
   after the last step is returned next to the outputs `o`, so a sequence can be processed in pieces (context
   parallelism, incremental inference);
-- the CPU kernels compute in float32 and return `o` in the dtype of `v`.
+- the CPU kernels compute in float32 (float64 for float64 inputs) and return `o` in the dtype of `v`.
 """
 
-from megageo.ops._chunk import CHUNK_SIZE
+from megageo.ops._chunk import CHUNK_SIZE, l2_normalize
 from megageo.ops.attention import causal_attention
 from megageo.ops.delta_rule import chunk_delta_rule
 from megageo.ops.gated_delta_rule import chunk_gated_delta_rule
@@ -25,5 +25,6 @@ __all__ = [
     "chunk_gated_delta_rule",
     "chunk_gla",
     "chunk_kda",
+    "l2_normalize",
     "mamba_chunk_scan_combined",
 ]

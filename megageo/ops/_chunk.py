@@ -2,13 +2,15 @@
 
 A chunked kernel splits the sequence into chunks of `CHUNK_SIZE` steps, computes everything that stays inside a
 chunk with matrix products for all chunks at once, and carries a `[K, V]` state across chunks with a short loop.
-All arithmetic is float32, whatever the input dtype.
+All arithmetic is float32 (float64 for float64 inputs; see `megageo.ops.precision`).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from megageo.ops.precision import upcast
 
 CHUNK_SIZE = 64
 """Steps per chunk: the intra-chunk products are `[64, 64]` and the cross-chunk loop runs T / 64 times."""
@@ -18,13 +20,13 @@ SPLIT = 4
 
 
 def split_chunks(x: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
-    """`[B, T, H, D]` -> float32 `[B, H, N, chunk_size, D]`, zero-padding T up to a multiple of `chunk_size`.
+    """`[B, T, H, D]` -> `[B, H, N, chunk_size, D]` in the compute dtype, zero-padding T up to a multiple of `chunk_size`.
 
     Zero padding is neutral for every recurrence here: a zero key writes nothing, a zero log-gate decays nothing,
     so the state after the padded steps equals the state after step T.
     """
     padding = -x.shape[1] % chunk_size
-    x = F.pad(x.float(), (0, 0, 0, 0, 0, padding))
+    x = F.pad(upcast(x), (0, 0, 0, 0, 0, padding))
     return x.transpose(1, 2).unflatten(2, (-1, chunk_size))
 
 
@@ -34,8 +36,8 @@ def merge_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def l2_normalize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """fla's `l2norm`: `x / sqrt(sum(x^2) + eps)` over the last dimension, in float32."""
-    x = x.float()
+    """fla's `l2norm`: `x / sqrt(sum(x^2) + eps)` over the last dimension, in the compute dtype."""
+    x = upcast(x)
     return x * torch.rsqrt(x.square().sum(-1, keepdim=True) + eps)
 
 

@@ -47,7 +47,7 @@ def chunk_gated_delta_rule_any_gate(
     k_to_chunk_end = (k * (g_last - g).exp()).transpose(-1, -2)
     chunk_decays = g_last.exp().transpose(-1, -2)
 
-    state = q.new_zeros(*q.shape[:2], key_dim, v.shape[-1]) if initial_state is None else initial_state.float()
+    state = q.new_zeros(*q.shape[:2], key_dim, v.shape[-1]) if initial_state is None else initial_state.to(q.dtype)
     states_before, corrected_values = [], []
     for w_n, u_n, k_n, decay in zip(w.unbind(2), u.unbind(2), k_to_chunk_end.unbind(2), chunk_decays.unbind(2)):
         value = u_n - w_n @ state

@@ -35,7 +35,7 @@ def chunk_gated_linear_attention(
     chunk_writes = (k * (g_last - g).exp()).transpose(-1, -2) @ v
     chunk_decays = g_last.exp().transpose(-1, -2)
 
-    state = q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1]) if initial_state is None else initial_state.float()
+    state = q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1]) if initial_state is None else initial_state.to(q.dtype)
     states_before = []
     for decay, write in zip(chunk_decays.unbind(2), chunk_writes.unbind(2)):
         states_before.append(state)

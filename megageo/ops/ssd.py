@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from megageo.ops._dispatch import triton_on_cuda
 from megageo.ops._gated_linear import chunk_gated_linear_attention
+from megageo.ops.precision import upcast
 
 
 @triton_on_cuda("mamba_ssm.ops.triton.ssd_combined", "mamba_chunk_scan_combined")
@@ -52,9 +53,9 @@ def mamba_chunk_scan_combined(
     if seq_idx is not None:
         raise NotImplementedError("seq_idx (packed sequences) needs mamba-ssm's CUDA kernel")
 
-    dt = dt.float()
+    dt = upcast(dt)
     if dt_bias is not None:
-        dt = dt + dt_bias.float()
+        dt = dt + upcast(dt_bias)
     if dt_softplus:
         dt = F.softplus(dt)
     if dt_limit != (0.0, math.inf):
@@ -63,13 +64,13 @@ def mamba_chunk_scan_combined(
     heads_per_group = x.shape[2] // B.shape[2]
     keys, queries = (projection.repeat_interleave(heads_per_group, dim=2) for projection in (B, C))
     y, final_state = chunk_gated_linear_attention(
-        queries, keys, x.float() * dt.unsqueeze(-1), (dt * A.float()).unsqueeze(-1), scale=1.0,
+        queries, keys, upcast(x) * dt.unsqueeze(-1), (dt * upcast(A)).unsqueeze(-1), scale=1.0,
         initial_state=None if initial_states is None else initial_states.transpose(-1, -2),
         output_final_state=return_final_states, chunk_size=chunk_size,
     )
     if D is not None:
-        y = y + x.float() * (D.float().unsqueeze(-1) if D.dim() == 1 else D.float())
+        y = y + upcast(x) * (upcast(D).unsqueeze(-1) if D.dim() == 1 else upcast(D))
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(upcast(z))
     y = y.to(x.dtype)
     return (y, final_state.transpose(-1, -2)) if return_final_states else y

@@ -1,4 +1,4 @@
-"""Process groups: torch.distributed plus Megatron-core's `parallel_state` (TP, PP, DP).
+"""Process groups: torch.distributed plus Megatron-core's `parallel_state` (TP, CP, PP, DP).
 
 The backend follows the device (nccl on CUDA, gloo on CPU); ranks come from whatever launched the job
 (see `megageo.parallel.launch_env`).
@@ -24,8 +24,9 @@ def device() -> torch.device:
 
 
 def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, timeout_s: int = 600,
-               init_method: str | None = None) -> None:
-    """Join the default group (env:// rendezvous unless `init_method` says otherwise) and carve it into TP × PP × DP."""
+               init_method: str | None = None, context_parallel: int = 1) -> None:
+    """Join the default group (env:// rendezvous unless `init_method` says otherwise) and carve it into
+    TP × CP × DP × PP, in Megatron's default order (tp-cp-ep-dp-pp: TP ranks adjacent, then CP)."""
     apply_cpu_shim()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -36,7 +37,8 @@ def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, timeout_s: 
     if parallel_state.model_parallel_is_initialized():
         parallel_state.destroy_model_parallel()
     parallel_state.initialize_model_parallel(
-        tensor_model_parallel_size=tensor_parallel, pipeline_model_parallel_size=pipeline_parallel
+        tensor_model_parallel_size=tensor_parallel, pipeline_model_parallel_size=pipeline_parallel,
+        context_parallel_size=context_parallel,
     )
 
 

@@ -61,10 +61,13 @@ class Checkpoints:
         if tag is None:
             raise MegageoError(f"--resume: no checkpoint in {self.directory} (no '{LATEST}' file)")
         saved = self.metadata(tag)
-        if saved["layout"] != layout:
+        saved_layout = {key: saved["layout"].get(key, 1) for key in layout}  # no "cp": written before CP, so CP=1
+        if saved_layout != layout:
             raise MegageoError(
-                f"checkpoint {self.directory / tag} was written with layout {format_layout(saved['layout'])}, "
-                f"this run has {format_layout(layout)}; resume with the same layout or convert the checkpoint"
+                f"checkpoint {self.directory / tag} was written with layout {format_layout(saved_layout)}, "
+                f"this run has {format_layout(layout)}; resume with the same layout, or convert the checkpoint "
+                f"first: megageo convert reshard {self.directory} NEW_DIR --tp {layout['tp']} --cp {layout['cp']} "
+                f"--pp {layout['pp']} --dp {layout['dp']}"
             )
         path, _ = engine.load_checkpoint(str(self.directory), tag=tag)
         if path is None:

@@ -3,7 +3,9 @@
 The order depends only on (seed, epoch), never on the layout: global batch `k` holds the same windows whether
 one process or eight DP replicas train, and each DP rank takes a contiguous share of it (TP and PP ranks of one
 replica read the same samples). The position is a pure function of the step, so resuming needs no iterator
-state. Leftover windows at an epoch's end are dropped, as DistributedSampler(drop_last=True) does.
+state. Leftover windows at an epoch's end are dropped, as DistributedSampler(drop_last=True) does. Under context
+parallelism the CP ranks of a replica take the same samples, each reading only its block of frames; only the
+last CP rank reads the targets.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Sharding:
     micro_batch: int
     dp_rank: int
     dp_size: int
+    cp_rank: int = 0
+    cp_size: int = 1
 
     def __post_init__(self) -> None:
         check_batch(self.global_batch, self.micro_batch, self.dp_size)
@@ -44,8 +48,10 @@ class Sharding:
         return indices[self.dp_rank * share : (self.dp_rank + 1) * share]
 
 
-def collate(dataset: Dataset, indices: torch.Tensor) -> Batch:
-    xs, ys = zip(*(dataset[int(i)] for i in indices))
+def collate(dataset: Dataset, indices: torch.Tensor, sharding: Sharding) -> Batch:
+    """This rank's block of each window's inputs, and the targets on the rank whose block ends the sequence."""
+    targets = sharding.cp_rank == sharding.cp_size - 1
+    xs, ys = zip(*(dataset.read_window(int(i), sharding.cp_rank, sharding.cp_size, targets) for i in indices))
     return torch.stack(xs), torch.stack(ys)
 
 
@@ -69,7 +75,7 @@ class TrainBatches:
     def micro_batches(self, step: int) -> Iterator[Batch]:
         local = self.sharding.local(self.global_indices(step))
         for chunk in local.split(self.sharding.micro_batch):
-            yield collate(self.dataset, chunk)
+            yield collate(self.dataset, chunk, self.sharding)
 
 
 def validation_batches(dataset: Dataset, sharding: Sharding, samples: int) -> list[Batch]:
@@ -83,4 +89,4 @@ def validation_batches(dataset: Dataset, sharding: Sharding, samples: int) -> li
             f"train.eval_samples={samples}, val split has {len(dataset)}"
         )
     local = sharding.local(torch.arange(usable))
-    return [collate(dataset, chunk) for chunk in local.split(sharding.micro_batch)]
+    return [collate(dataset, chunk, sharding) for chunk in local.split(sharding.micro_batch)]

@@ -10,17 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from megatron.core import parallel_state
-from torch.utils.checkpoint import checkpoint
 
 from megageo.config import Config, ParallelConfig, TrainConfig
 from megageo.errors import MegageoError
-from megageo.model.forecaster import Forecaster, forecast_loss
+from megageo.model.block import recompute_blocks
+from megageo.model.forecaster import Forecaster, context_parallel_loss
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
 from megageo.parallel import groups, mpu
@@ -50,24 +48,31 @@ class Layout:
     pp: int
     dp: int
     zero_stage: int
+    cp: int = 1
 
     @property
     def world_size(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def gradient_replicas(self) -> int:
+        """Ranks that hold the same weights and average their gradients: data-parallel × context-parallel."""
+        return self.dp * self.cp
 
     @classmethod
     def of(cls, parallel: ParallelConfig, world_size: int) -> Layout:
-        model_parallel = parallel.tensor_parallel * parallel.pipeline_parallel
+        model_parallel = parallel.tensor_parallel * parallel.context_parallel * parallel.pipeline_parallel
         if world_size % model_parallel:
             raise MegageoError(
                 f"{world_size} ranks cannot be split into tensor_parallel={parallel.tensor_parallel} x "
-                f"pipeline_parallel={parallel.pipeline_parallel} groups ({model_parallel} ranks each)"
+                f"context_parallel={parallel.context_parallel} x pipeline_parallel={parallel.pipeline_parallel} "
+                f"groups ({model_parallel} ranks each)"
             )
         return cls(parallel.tensor_parallel, parallel.pipeline_parallel, world_size // model_parallel,
-                   parallel.zero_stage)
+                   parallel.zero_stage, parallel.context_parallel)
 
     def as_dict(self) -> dict[str, int]:
-        return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "zero_stage": self.zero_stage}
+        return {"tp": self.tp, "cp": self.cp, "pp": self.pp, "dp": self.dp, "zero_stage": self.zero_stage}
 
 
 def use_bf16(train: TrainConfig) -> bool:
@@ -75,9 +80,10 @@ def use_bf16(train: TrainConfig) -> bool:
 
 
 def deepspeed_config(train: TrainConfig, layout: Layout) -> dict[str, Any]:
-    """Table 3's recipe in DeepSpeed's terms; global batch = micro-batch x accumulation x DP."""
+    """Table 3's recipe in DeepSpeed's terms; global batch = micro-batch x accumulation x DP. DeepSpeed counts the
+    CP ranks among its data-parallel ranks (see `megageo.parallel.mpu`), so its batch is cp times the samples'."""
     return {
-        "train_batch_size": train.global_batch_size,
+        "train_batch_size": train.global_batch_size * layout.cp,
         "train_micro_batch_size_per_gpu": train.micro_batch_size,
         "gradient_accumulation_steps": train.global_batch_size // (train.micro_batch_size * layout.dp),
         "optimizer": {
@@ -129,15 +135,16 @@ class TrainEngine:
         self.layout, self.device = layout, groups.device()
         ctx = TensorParallelContext.current(config.parallel.sequence_parallel, model_config.init_std,
                                             model_config.num_layers)
+        self.cp = ctx.cp
         if layout.pp > 1:
-            module = build_pipeline(model_config, frame_shape, config.data.t_out, ctx, layout.pp, layout.dp,
-                                    config.parallel.activation_checkpointing)
+            module = build_pipeline(model_config, frame_shape, config.data.t_out, ctx, layout.pp,
+                                    layout.gradient_replicas)
             initialize_pipeline(module, model_config.num_layers, train.seed, ctx)
         else:
             module = Forecaster(model_config, frame_shape, config.data.t_out, ctx)
             initialize_parameters(module, train.seed, ctx.tp, ctx.rank)
-            if config.parallel.activation_checkpointing:
-                checkpoint_blocks(module)
+        if config.parallel.activation_checkpointing:
+            recompute_blocks(module)
         mark_norm_owners(module, ctx.rank)
         self.schedule = WarmupCosine(train.lr, train.min_lr, train.warmup_steps, train.steps)
         self.engine, *_ = deepspeed.initialize(
@@ -161,7 +168,7 @@ class TrainEngine:
             return float(self.engine.train_batch(data_iter=iter(self._on_device(micro_batches))))
         losses = []
         for x, y in self._on_device(micro_batches):
-            loss = forecast_loss(self.engine(x), y)
+            loss = context_parallel_loss(self.engine(x), y, self.cp)
             self.engine.backward(loss)
             self.engine.step()
             losses.append(loss.detach())
@@ -173,7 +180,7 @@ class TrainEngine:
             loss = self.engine.eval_batch(iter(self._on_device(batches)), num_micro_batches=len(batches))
             return float(loss)
         self.engine.eval()
-        losses = [forecast_loss(self.engine(x), y) for x, y in self._on_device(batches)]
+        losses = [context_parallel_loss(self.engine(x), y, self.cp) for x, y in self._on_device(batches)]
         self.engine.train()
         return self._data_parallel_mean(losses)
 
@@ -181,15 +188,10 @@ class TrainEngine:
         return [(x.to(self.device), y.to(self.device)) for x, y in batches]
 
     def _data_parallel_mean(self, losses: list[torch.Tensor]) -> float:
+        """The batch's mean loss: the average over DP×CP ranks of `context_parallel_loss`'s values."""
         mean = torch.stack(losses).float().mean()
-        dist.all_reduce(mean, group=parallel_state.get_data_parallel_group())
-        return float(mean) / self.layout.dp
-
-
-def checkpoint_blocks(model: torch.nn.Module) -> None:
-    """Recompute each block's activations in the backward pass instead of storing them."""
-    for block in model.blocks:
-        block.forward = partial(checkpoint, type(block).forward.__get__(block), use_reentrant=False)
+        dist.all_reduce(mean, group=mpu.get_data_parallel_group())
+        return float(mean) / self.layout.gradient_replicas
 
 
 def keep_fp32_grad_norm(engine: Any) -> None:

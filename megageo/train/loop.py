@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
@@ -35,19 +36,21 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     layout = Layout.of(config.parallel, launch.world_size)
     check_batch(config.train.global_batch_size, config.train.micro_batch_size, layout.dp)
     data = config.data
-    train_set = WindowDataset(data.store, "train", data.t_in, data.t_out, data.stride)
-    val_set = WindowDataset(data.store, "val", data.t_in, data.t_out, data.stride)
+    frames_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[data.frames_dtype]
+    train_set = WindowDataset(data.store, "train", data.t_in, data.t_out, data.stride, frames_dtype=frames_dtype)
+    val_set = WindowDataset(data.store, "val", data.t_in, data.t_out, data.stride, frames_dtype=frames_dtype)
     run_dir = Path(config.train.out_dir)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.train.keep_last, is_writer=launch.rank == 0)
     if not resume and checkpoints.latest_tag() is not None:
         raise MegageoError(f"{run_dir} already holds checkpoints: pass --resume, or choose another train.out_dir")
 
     export_torch_env(launch)
-    groups.initialize(layout.tp, layout.pp)
+    groups.initialize(layout.tp, layout.pp, context_parallel=layout.cp)
     from megatron.core import parallel_state
 
     sharding = Sharding(config.train.global_batch_size, config.train.micro_batch_size,
-                        parallel_state.get_data_parallel_rank(), layout.dp)
+                        parallel_state.get_data_parallel_rank(), layout.dp,
+                        parallel_state.get_context_parallel_rank(), layout.cp)
     frame_shape = (len(train_set.channels), *train_set.store.shape[2:])
     engine = TrainEngine(config, layout, frame_shape)
     start = checkpoints.load(engine.engine, layout.as_dict()) if resume else 0

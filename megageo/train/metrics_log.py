@@ -24,6 +24,16 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
+def resident_memory_gb(pid: int | str = "self") -> float:
+    """A process's resident set now (Linux; 0 once it has exited): what set-up holds apart from what a step adds,
+    or what a benchmark's ranks hold together."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return pages * resource.getpagesize() / 1e9
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line]

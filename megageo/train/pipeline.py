@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 from deepspeed.pipe import LayerSpec, PipelineModule
 from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
 
 from megageo.config import ModelConfig
 from megageo.model.block import Block
-from megageo.model.forecaster import ForecastHead, InputProjection, check_shapes, forecast_loss
+from megageo.model.forecaster import ForecastHead, InputProjection, check_shapes, context_parallel_loss
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
 
@@ -27,8 +26,10 @@ def layer_names(num_layers: int) -> list[str]:
 
 def build_pipeline(
     config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext,
-    pipeline_parallel: int, data_parallel: int, activation_checkpointing: bool,
+    pipeline_parallel: int, gradient_replicas: int,
 ) -> PipelineModule:
+    """`gradient_replicas` = DP × CP: DeepSpeed's grid calls that axis "data" (rank = tp + TP·(cp + CP·(dp + DP·pp))
+    in Megatron's tp-cp-ep-dp-pp order is its model + MP·(data + DATA·pipe))."""
     check_shapes(config, frame_shape, ctx)
     frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
     specs = [
@@ -36,11 +37,9 @@ def build_pipeline(
         *(LayerSpec(Block, config, ctx) for _ in range(config.num_layers)),
         LayerSpec(ForecastHead, frame_shape, t_out, config, ctx),
     ]
-    topology = PipeModelDataParallelTopology(num_pp=pipeline_parallel, num_mp=ctx.tp, num_dp=data_parallel)
+    topology = PipeModelDataParallelTopology(num_pp=pipeline_parallel, num_mp=ctx.tp, num_dp=gradient_replicas)
     return PipelineModule(
-        specs, topology=topology, loss_fn=forecast_loss, partition_method="type:Block",
-        activation_checkpoint_interval=1 if activation_checkpointing else 0,
-        activation_checkpoint_func=partial(torch.utils.checkpoint.checkpoint, use_reentrant=False),
+        specs, topology=topology, loss_fn=partial(context_parallel_loss, cp=ctx.cp), partition_method="type:Block",
     )
 
 

@@ -28,7 +28,7 @@ def test_zero3_release_equals_zero_to_fp32_bit_for_bit(zero3_run, tmp_path) -> N
             assert torch.equal(f.get_tensor(name), reference[name]), name
         metadata = f.metadata()
     assert metadata["step"] == "3" and metadata["dtype"] == "fp32"
-    assert json.loads(metadata["source_layout"]) == {"tp": 1, "pp": 1, "dp": 2, "zero_stage": 3}
+    assert json.loads(metadata["source_layout"]) == {"tp": 1, "cp": 1, "pp": 1, "dp": 2, "zero_stage": 3}
     assert json.loads(metadata["frame_shape"]) == [1, 8, 16]
     recorded = json.loads((zero3_run / "checkpoints" / "step00000003" / "megageo.json").read_text())
     assert json.loads(metadata["stats"]) == recorded["normalization"]

@@ -45,7 +45,7 @@ def test_a_missing_shard_is_named(capsys, tp2_run, tmp_path) -> None:
     (tag / "zero_pp_rank_0_mp_rank_01_optim_states.pt").unlink()
     error = convert(capsys, "reshard", tag, tmp_path / "out", "--tp", "1")
     assert "missing shard zero_pp_rank_0_mp_rank_01_optim_states.pt" in error
-    assert "tp=2, pp=1, dp=1, zero_stage=1" in error
+    assert "tp=2, cp=1, pp=1, dp=1, zero_stage=1" in error
     assert sorted(path.name for path in tmp_path.iterdir()) == [TAG]
 
 

@@ -15,7 +15,7 @@ def test_inspect_a_tp2_checkpoint(capsys, tp2_run) -> None:
     header, config = out.split("\nconfig\n")
     lines = header[header.index("checkpoint "):].splitlines()  # DeepSpeed may log a line to stdout on import
     assert lines[1:5] == [
-        f"step       {SAVED_AT}", "layout     tp=2, pp=1, dp=1, zero_stage=1", "frame      [1, 8, 16] (C, H, W)",
+        f"step       {SAVED_AT}", "layout     tp=2, cp=1, pp=1, dp=1, zero_stage=1", "frame      [1, 8, 16] (C, H, W)",
         "tensors    25 (71,664 values)",
     ]
     rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[5:]}

@@ -79,3 +79,12 @@ def test_causal_attention_is_masked_softmax_attention() -> None:
     scores = scores.masked_fill(torch.ones(37, 37, dtype=torch.bool).triu(1), float("-inf"))
     expected = torch.einsum("bhts,bshd->bthd", F.softmax(scores, dim=-1), v)
     assert relative_error(causal_attention(q, k, v, scale=0.3), expected) <= 1e-6
+
+
+def test_causal_attention_queries_are_the_last_positions_of_the_keys() -> None:
+    """A context-parallel rank's 12 queries at positions 25…36 of 37 keys: the last 12 rows of full attention."""
+    q, k, v = torch.randn(3, 2, 37, 4, 16).unbind(0)
+    full = causal_attention(q, k, v, scale=0.3)
+    assert relative_error(causal_attention(q[:, 25:], k, v, scale=0.3), full[:, 25:]) <= 1e-6
+    with pytest.raises(ValueError, match="at least as many keys"):
+        causal_attention(q, k[:, :10], v[:, :10])

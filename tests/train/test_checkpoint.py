@@ -96,7 +96,8 @@ def _train_then_resume_as(store: Path, out: Path, stage: str) -> None:
 @pytest.mark.slow
 def test_resume_with_another_layout_is_refused(store, tmp_path) -> None:
     run_ranks(_train_then_resume_as, 1, store, tmp_path, "first")
-    message = r"written with layout tp=1, pp=1, dp=1, zero_stage=0, this run has tp=2, pp=1, dp=1, zero_stage=0"
+    message = (r"written with layout tp=1, cp=1, pp=1, dp=1, zero_stage=0, this run has tp=2, cp=1, pp=1, dp=1, "
+               r"zero_stage=0; resume with the same layout, or convert the checkpoint first: megageo convert reshard")
     with pytest.raises(RuntimeError, match=message):
         run_ranks(_train_then_resume_as, 2, store, tmp_path, "again")
 
@@ -107,7 +108,7 @@ def test_checkpoint_records_layout_config_step_and_normalisation(store, tmp_path
     run_ranks(_train_then_resume_as, 1, store, tmp_path, "first")
     metadata = json.loads((tmp_path / "checkpoints" / "step00000002" / "megageo.json").read_text())
     assert metadata["step"] == 2
-    assert metadata["layout"] == {"tp": 1, "pp": 1, "dp": 1, "zero_stage": 0}
+    assert metadata["layout"] == {"tp": 1, "cp": 1, "pp": 1, "dp": 1, "zero_stage": 0}
     assert metadata["config"]["model"]["hidden_size"] == 32
     assert metadata["config"]["model"]["mixer"]["type"] == "gla"
     reference = Store(store)

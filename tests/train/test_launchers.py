@@ -44,7 +44,7 @@ def train_arguments(store: Path, out_dir: Path) -> list[str]:
 def assert_completed_on_two_ranks(out_dir: Path, output: str) -> None:
     assert (out_dir / "checkpoints" / "latest").read_text() == f"step{STEPS:08d}", output
     metadata = json.loads((out_dir / "checkpoints" / f"step{STEPS:08d}" / "megageo.json").read_text())
-    assert metadata["layout"] == {"tp": 1, "pp": 1, "dp": 2, "zero_stage": 0}
+    assert metadata["layout"] == {"tp": 1, "cp": 1, "pp": 1, "dp": 2, "zero_stage": 0}
     steps = [json.loads(line)["step"] for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, STEPS + 1))
 

@@ -83,8 +83,11 @@ class Windows(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 10
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.tensor([float(index)]), torch.tensor([-float(index)])
+    def read_window(self, index: int, part: int, parts: int, targets: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window `index` is frames [10·index, 10·index + 4) and target -index; `part` of `parts` of the frames."""
+        frames = torch.arange(4.0) + 10 * index
+        share = 4 // parts
+        return frames[part * share : (part + 1) * share], torch.tensor([-float(index)] if targets else [])
 
 
 def _samples(dp_size: int, micro: int, step: int) -> list[list[int]]:
@@ -92,8 +95,19 @@ def _samples(dp_size: int, micro: int, step: int) -> list[list[int]]:
     out = []
     for rank in range(dp_size):
         batches = TrainBatches(Windows(), Sharding(4, micro, rank, dp_size), seed=9)
-        out.append([int(v) for x, _ in batches.micro_batches(step) for v in x.flatten()])
+        out.append([int(v) // 10 for x, _ in batches.micro_batches(step) for v in x[:, 0]])
     return out
+
+
+def test_context_parallel_ranks_read_their_block_of_the_same_samples() -> None:
+    """CP=2 within DP=2: each CP rank takes its DP replica's samples, half of each window's frames, and only the
+    last CP rank reads targets."""
+    for dp_rank in range(2):
+        x0, y0 = next(TrainBatches(Windows(), Sharding(4, 2, dp_rank, 2, cp_rank=0, cp_size=2), seed=9).micro_batches(1))
+        x1, y1 = next(TrainBatches(Windows(), Sharding(4, 2, dp_rank, 2, cp_rank=1, cp_size=2), seed=9).micro_batches(1))
+        (whole,) = [x for x, _ in TrainBatches(Windows(), Sharding(4, 2, dp_rank, 2), seed=9).micro_batches(1)]
+        assert torch.equal(torch.cat([x0, x1], dim=1), whole)
+        assert y0.shape == (2, 0) and torch.equal(y1[:, 0], -whole[:, 0] / 10)
 
 
 def test_dp_ranks_split_the_same_global_batch() -> None:
@@ -135,5 +149,6 @@ def test_deepspeed_config_carries_the_recipe() -> None:
 
 
 def test_world_must_hold_whole_model_parallel_groups() -> None:
-    with pytest.raises(MegageoError, match="6 ranks cannot be split into tensor_parallel=2 x pipeline_parallel=2"):
+    expected = r"6 ranks cannot be split into tensor_parallel=2 x context_parallel=1 x pipeline_parallel=2 groups \(4 ranks"
+    with pytest.raises(MegageoError, match=expected):
         Layout.of(ParallelConfig(tensor_parallel=2, pipeline_parallel=2), world_size=6)

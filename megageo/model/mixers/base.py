@@ -4,10 +4,13 @@
 rank's heads → row-parallel output projection. `LinearAttentionMixer` fills the middle with
 short causal conv → recurrence kernel → gated RMSNorm. A concrete mixer declares only what is truly its own:
 the segments of its input projection, which of them are convolved, how it turns projections into the
-kernel's gates, and the kernel call.
+kernel's gates, and the kernel call. Context parallelism enters here once for all five linear mixers: the conv
+takes its halo from the previous block and the recurrence runs through `run_context_parallel`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,8 @@ from megageo.config import MixerConfig
 from megageo.model.conv import ShortConvolution
 from megageo.model.norm import GatedRMSNorm
 from megageo.model.parallel_layers import TensorParallelContext, column_linear, gather_sequence, row_linear
+from megageo.model.state_passing import Recurrence, RecurrenceKernel, run_context_parallel
+from megageo.ops import l2_normalize as kernel_l2_normalize
 
 
 class TensorParallelMixer(torch.nn.Module):
@@ -75,8 +80,9 @@ class LinearAttentionMixer(TensorParallelMixer):
     def output_norm(self) -> GatedRMSNorm:
         return GatedRMSNorm(self.head_v_dim, self.ctx, self.eps, activation=self.gate_activation)
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The recurrence on this rank's heads → [b, s, heads_local, head_v_dim]."""
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> Recurrence:
+        """The recurrence on this rank's heads: its values [b, s, heads_local, head_v_dim], its key width, and the
+        kernel as a function of (values, initial state), which is what context parallelism needs."""
         raise NotImplementedError
 
     def output_gate(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor | None:
@@ -89,7 +95,7 @@ class LinearAttentionMixer(TensorParallelMixer):
             parts.update(zip(self.conv_segments, convolved.split(local_widths, dim=-1)))
         elif self.silu_without_conv:
             parts.update((name, F.silu(parts[name])) for name in self.conv_segments)
-        o = self.kernel(parts, x).flatten(-2)
+        o = run_context_parallel(self.recurrence(parts, x), self.ctx.cp).flatten(-2)
         return self.norm(o, self.output_gate(parts, x))
 
 
@@ -98,7 +104,12 @@ def heads(t: torch.Tensor, head_dim: int) -> torch.Tensor:
     return t.unflatten(-1, (-1, head_dim))
 
 
-def l2_normalize(t: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """fla's l2norm: x / sqrt(sum x² + eps), computed in fp32."""
-    t32 = t.float()
-    return (t32 * torch.rsqrt(t32.pow(2).sum(-1, keepdim=True) + eps)).to(t.dtype)
+def fla_recurrence(op: Callable, q: torch.Tensor, k: torch.Tensor, *gates: torch.Tensor) -> RecurrenceKernel:
+    """An fla chunk op (`op(q, k, v, *gates, initial_state=..., output_final_state=...)`) as a function of
+    (values, initial state)."""
+    return lambda v, state: op(q, k, v, *gates, initial_state=state, output_final_state=state is not None)
+
+
+def l2_normalize(t: torch.Tensor) -> torch.Tensor:
+    """fla's l2norm in the compute dtype, returned in `t`'s dtype (the kernels take q and k in the model's dtype)."""
+    return kernel_l2_normalize(t).to(t.dtype)

@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from megageo.ops.precision import upcast
+
 from megageo.model.parallel_layers import TensorParallelContext
 from megageo.parallel.partition import Partition, declare
 
@@ -37,7 +39,7 @@ class LogDecay(torch.nn.Module):
         declare(self.dt_bias, _inverse_softplus_dt(), Partition(0, (dt_width,)))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        """a: [b, s, heads_local, dt_width/heads] (or [b, s, heads_local]) → log decay, fp32, ≤ 0."""
+        """a: [b, s, heads_local, dt_width/heads] (or [b, s, heads_local]) → log decay in the compute dtype, ≤ 0."""
         bias = self.dt_bias.view(a.shape[2:]) if a.dim() == 4 else self.dt_bias
         decay_rate = self.A_log.exp().view(-1, *([1] * (a.dim() - 3)))
-        return -decay_rate * F.softplus(a.float() + bias)
+        return -decay_rate * F.softplus(upcast(a) + bias)

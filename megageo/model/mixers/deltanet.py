@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 
 from megageo.mixer_configs import DeltaNetConfig
-from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
+from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads, l2_normalize
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import Recurrence
 from megageo.ops import chunk_delta_rule
 
 
@@ -20,7 +21,7 @@ class DeltaNet(LinearAttentionMixer):
             segments["gate"] = width
         return segments
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         q, k = (l2_normalize(heads(parts[name], self.config.head_dim)) for name in ("q", "k"))
-        o, _ = chunk_delta_rule(q, k, heads(parts["v"], self.config.head_dim), parts["beta"].sigmoid())
-        return o
+        kernel = fla_recurrence(chunk_delta_rule, q, k, parts["beta"].sigmoid())
+        return Recurrence(heads(parts["v"], self.config.head_dim), self.config.head_dim, kernel)

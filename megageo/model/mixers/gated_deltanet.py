@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 
 from megageo.mixer_configs import GatedDeltaNetConfig
-from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
+from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads, l2_normalize
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import Recurrence
 from megageo.ops import chunk_gated_delta_rule
 
 
@@ -23,8 +24,7 @@ class GatedDeltaNet(LinearAttentionMixer):
         value_width = int(key_width * self.config.expand_v)
         return {"q": key_width, "k": key_width, "v": value_width, "gate": value_width, "a": heads_, "beta": heads_}
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         q, k = (l2_normalize(heads(parts[name], self.config.head_dim)) for name in ("q", "k"))
-        v = heads(parts["v"], self.head_v_dim)
-        o, _ = chunk_gated_delta_rule(q, k, v, self.decay(parts["a"]), parts["beta"].sigmoid())
-        return o
+        kernel = fla_recurrence(chunk_gated_delta_rule, q, k, self.decay(parts["a"]), parts["beta"].sigmoid())
+        return Recurrence(heads(parts["v"], self.head_v_dim), self.config.head_dim, kernel)

@@ -7,10 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from megageo.mixer_configs import GLAConfig
-from megageo.model.mixers.base import LinearAttentionMixer, heads
+from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import DiagonalDecay, Recurrence
 from megageo.ops import chunk_gla
+from megageo.ops.precision import upcast
 
 
 @register_mixer("gla", GLAConfig)
@@ -28,10 +30,10 @@ class GatedLinearAttention(LinearAttentionMixer):
         value_dim = int(self.hidden_size * self.config.expand_v)
         return {"q": key_dim, "k": key_dim, "v": value_dim, "gate": value_dim}
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         head_k_dim = self.segments["k"] // self.config.num_heads
         forget = self.forget_up(self.forget_down(x))[0]
-        log_forget = F.logsigmoid(forget.float()) / self.config.gate_logit_normalizer
+        log_forget = F.logsigmoid(upcast(forget)) / self.config.gate_logit_normalizer
         q, k, g = (heads(t, head_k_dim) for t in (parts["q"], parts["k"], log_forget))
-        o, _ = chunk_gla(q, k, heads(parts["v"], self.head_v_dim), g)
-        return o
+        kernel = fla_recurrence(chunk_gla, q, k, g)
+        return Recurrence(heads(parts["v"], self.head_v_dim), head_k_dim, kernel, DiagonalDecay(g, q, head_k_dim**-0.5))

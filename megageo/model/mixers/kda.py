@@ -7,10 +7,11 @@ from __future__ import annotations
 import torch
 
 from megageo.mixer_configs import KDAConfig
-from megageo.model.mixers.base import LinearAttentionMixer, heads, l2_normalize
+from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, heads, l2_normalize
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import Recurrence
 from megageo.ops import chunk_kda
 
 
@@ -41,12 +42,11 @@ class KimiDeltaAttention(LinearAttentionMixer):
         width = self.config.num_heads * self.config.head_dim
         return {"q": width, "k": width, "v": width, "beta": self.config.num_heads}
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
         head_dim = self.config.head_dim
         q, k = (l2_normalize(heads(parts[name], head_dim)) for name in ("q", "k"))
         g = self.decay(heads(self.forget(x), head_dim))
-        o, _ = chunk_kda(q, k, heads(parts["v"], head_dim), g, parts["beta"].sigmoid())
-        return o
+        return Recurrence(heads(parts["v"], head_dim), head_dim, fla_recurrence(chunk_kda, q, k, g, parts["beta"].sigmoid()))
 
     def output_gate(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return self.out_gate(x)

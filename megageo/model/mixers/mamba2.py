@@ -5,12 +5,15 @@ gate-then-normalise output norm over groups; sharded like Megatron-core's `Mamba
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from megageo.mixer_configs import Mamba2Config
 from megageo.model.mixers.base import LinearAttentionMixer, heads
 from megageo.model.mixers.decay import LogDecay
 from megageo.model.norm import GatedRMSNorm
 from megageo.model.registry import register_mixer
+from megageo.model.state_passing import DiagonalDecay, Recurrence
+from megageo.ops.precision import upcast
 from megageo.ops import mamba_chunk_scan_combined
 from megageo.parallel.partition import Partition, constant, declare
 
@@ -41,10 +44,21 @@ class Mamba2(LinearAttentionMixer):
             inner // self.config.n_groups, self.ctx, self.eps, gate_first=True, per_channel_width=inner
         )
 
-    def kernel(self, parts: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        state = self.config.state_size
-        return mamba_chunk_scan_combined(
-            heads(parts["x"], self.config.head_dim), parts["dt"], -self.decay.A_log.exp(),
-            heads(parts["B"], state), heads(parts["C"], state), SSD_CHUNK, D=self.D,
-            dt_bias=self.decay.dt_bias, dt_softplus=True,
-        )
+    def recurrence(self, parts: dict[str, torch.Tensor], x: torch.Tensor):
+        """SSD in fla's terms: x are the values, B the keys; mamba-ssm's state `[P, N]` is fla's `[K, V]` transposed."""
+        state_size = self.config.state_size
+        B, C = heads(parts["B"], state_size), heads(parts["C"], state_size)
+
+        def kernel(values: torch.Tensor, state: torch.Tensor | None):
+            out = mamba_chunk_scan_combined(
+                values, parts["dt"], -self.decay.A_log.exp(), B, C, SSD_CHUNK, D=self.D, dt_bias=self.decay.dt_bias,
+                dt_softplus=True, initial_states=None if state is None else state.transpose(-1, -2),
+                return_final_states=state is not None,
+            )
+            return (out, None) if state is None else (out[0], out[1].transpose(-1, -2))
+
+        step = F.softplus(upcast(parts["dt"]) + upcast(self.decay.dt_bias))  # as the kernel computes it
+        log_decay = (step * -self.decay.A_log.exp()).unsqueeze(-1)
+        queries = C.repeat_interleave(self.config.num_heads // self.config.n_groups, dim=2)
+        return Recurrence(heads(parts["x"], self.config.head_dim), state_size, kernel,
+                          DiagonalDecay(log_decay, queries, scale=1.0))

@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from multiprocess import run_ranks
-from test_every_mixer_trains import MIXERS
-from tiny_run import build_tiny_store, run_training, tiny_overrides
+from tiny_run import MIXERS, build_tiny_store, run_training, tiny_overrides
 
 TOLERANCE = 1e-5
 STEPS, SAVED_AT = 5, 3

@@ -9,17 +9,9 @@ from pathlib import Path
 import pytest
 
 from multiprocess import run_ranks
-from tiny_run import build_tiny_store, run_training, tiny_overrides
+from tiny_run import MIXERS, build_tiny_store, run_training, tiny_overrides
 
 TOLERANCE = 1e-5
-MIXERS = {
-    "transformer": "{type: transformer, num_heads: 4, head_dim: 8}",
-    "gla": "{type: gla, num_heads: 4, use_short_conv: true}",
-    "deltanet": "{type: deltanet, num_heads: 4, head_dim: 8}",
-    "gated_deltanet": "{type: gated_deltanet, num_heads: 4, head_dim: 8}",
-    "kda": "{type: kda, num_heads: 4, head_dim: 8}",
-    "mamba2": "{type: mamba2, num_heads: 4, head_dim: 16, state_size: 8, n_groups: 2}",
-}
 TP2_LAYOUTS = {"tp2": {"parallel__tensor_parallel": 2},
                "tp2-sp": {"parallel__tensor_parallel": 2, "parallel__sequence_parallel": True}}
 

@@ -8,6 +8,15 @@ import numpy as np
 
 FRAMES = 160
 GRID = (8, 16)
+MIXERS = {
+    "transformer": "{type: transformer, num_heads: 4, head_dim: 8}",
+    "gla": "{type: gla, num_heads: 4, use_short_conv: true}",
+    "deltanet": "{type: deltanet, num_heads: 4, head_dim: 8}",
+    "gated_deltanet": "{type: gated_deltanet, num_heads: 4, head_dim: 8}",
+    "kda": "{type: kda, num_heads: 4, head_dim: 8}",
+    "mamba2": "{type: mamba2, num_heads: 4, head_dim: 16, state_size: 8, n_groups: 2}",
+}
+"""Each mixer at tiny size, as `model.mixer` override values."""
 
 
 def write_netcdf(path: Path, seed: int = 0) -> Path:

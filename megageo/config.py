@@ -45,6 +45,10 @@ class ModelConfig:
     """SwiGLU width; 0 means fla's rule (8/3 · hidden rounded up to 256). Mixers that have no MLP ignore it."""
     norm_eps: float = 1e-6
     init_std: float = 0.02
+    head: str = "absolute"
+    """`absolute`: the head writes the forecast fields (the seed paper's eq. 10). `residual`: it writes their change
+    from the last input frame, starting from persistence (a zero-initialised head), so the model learns the
+    flow's tendency rather than a smoothed state."""
 
 
 @dataclass
@@ -80,6 +84,14 @@ class TrainConfig:
     eval_samples: int = 64
     save_every: int = 0
     keep_last: int = 2
+    latitude_weighted_loss: bool = False
+    """Weight each grid row's squared error by its cell area (WeatherBench 2's weights, mean 1) instead of the
+    seed paper's plain MSE, which gives the crowded polar rows as much say as the tropics."""
+    lead_weights: list[float] = field(default_factory=list)
+    """One weight per predicted lead (data.t_out × train.rollout_steps), normalised to mean 1; empty = equal."""
+    rollout_steps: int = 1
+    """Train through the model's own rollout: feed its T_out predictions back this many times and score every
+    lead, with gradients through the feedback (as GraphCast and FourCastNet fine-tune)."""
 
 
 @dataclass
@@ -244,6 +256,7 @@ def validate(config: Config) -> None:
     if parallel.sequence_parallel and parallel.tensor_parallel == 1:
         raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
     _validate_context_parallel(config)
+    _validate_objective(config)
     if data.frames_dtype not in ("fp32", "bf16"):
         raise MegageoError(f"config key data.frames_dtype must be fp32 or bf16, got {data.frames_dtype!r}")
     if train.precision not in ("auto", "fp32", "bf16"):
@@ -254,6 +267,26 @@ def validate(config: Config) -> None:
             f"train.micro_batch_size={train.micro_batch_size}"
         )
     config.model.mixer.validate(model.hidden_size, parallel.tensor_parallel)
+
+
+def _validate_objective(config: Config) -> None:
+    model, train, parallel = config.model, config.train, config.parallel
+    if model.head not in ("absolute", "residual"):
+        raise MegageoError(f"config key model.head must be absolute or residual, got {model.head!r}")
+    if train.rollout_steps < 1:
+        raise MegageoError(f"config key train.rollout_steps must be at least 1, got {train.rollout_steps}")
+    if train.rollout_steps > 1 and (parallel.pipeline_parallel > 1 or parallel.context_parallel > 1):
+        raise MegageoError(
+            f"train.rollout_steps={train.rollout_steps} feeds whole forecasts back into the input window, which "
+            "needs the whole window on one rank: use it with parallel.pipeline_parallel=1 and context_parallel=1"
+        )
+    leads = config.data.t_out * train.rollout_steps
+    weights = train.lead_weights
+    if weights and (len(weights) != leads or min(weights) < 0 or sum(weights) <= 0):
+        raise MegageoError(
+            f"train.lead_weights needs {leads} non-negative weights, not all zero (data.t_out={config.data.t_out} "
+            f"× train.rollout_steps={train.rollout_steps}), got {weights}"
+        )
 
 
 def _validate_context_parallel(config: Config) -> None:

@@ -32,6 +32,13 @@ def test_report_states_numbers_from_its_own_evaluations(demo: Path) -> None:
     transformer_rmse = transformer["forecasts"]["transformer"]["lat_weighted_rmse"][3]
     assert f"RMSE {model_rmse:.1f} m against {persistence_rmse:.1f} m" in report
     assert f"reaches {transformer_rmse:.1f} m" in report
+    assert f"{model_rmse / persistence_rmse:.2f}× persistence" in report
+    scores = {name: gla["forecasts"][name] for name in ("gla", "persistence")}
+    for metric, key, better in (("RMSE at or below", "lat_weighted_rmse", float.__le__), ("ACC above", "acc", float.__gt__)):
+        won = [f"{hours:g} h" for hours, m, p in zip(gla["lead_hours"], scores["gla"][key], scores["persistence"][key])
+               if better(m, p)]
+        beaten = "every lead" if len(won) == 4 else f"only {', '.join(won)}" if won else "no lead"
+        assert f"Its {metric} persistence at {beaten} (6 h to 24 h)." in report
     assert gla["forecasts"]["persistence"] == transformer["forecasts"]["persistence"]  # same samples for both
     for figure in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
         assert (demo / figure).stat().st_size > 10_000, figure

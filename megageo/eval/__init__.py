@@ -5,7 +5,6 @@ climatology  day-of-year x hour-of-day climatology of the training split (ACC re
 baselines    persistence, climatology and the paper's batch-mean forecasts
 report       per-lead scores of models and baselines as JSON and markdown
 plots        maps, skill by lead time, loss curves, throughput/memory against sequence length
-rollout      autoregressive forecasts beyond a model's T_out
 netcdf       CF-1.8 forecast files
 times        NCEP hours since 1800-01-01 <-> datetime64, day of year, hour of day
 """

@@ -17,7 +17,7 @@ import torch
 from megageo.data.dataset import WindowDataset
 from megageo.errors import MegageoError
 from megageo.eval.climatology import Climatology
-from megageo.eval.rollout import rollout
+from megageo.model.rollout import rollout
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 from megageo.data.dataset import WindowDataset
 from megageo.errors import MegageoError
 from megageo.eval.evaluate import model_step
-from megageo.eval.rollout import leads_for_hours, rollout
+from megageo.model.rollout import leads_for_hours, rollout
 from megageo.eval.times import to_datetime64
 
 

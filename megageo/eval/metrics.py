@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from megageo.data.grid import latitude_weights
 from megageo.errors import MegageoError
 
 METRIC_NAMES = ("rmse", "lat_weighted_rmse", "acc", "acc_batch_mean")
@@ -28,30 +29,6 @@ def _as_float64(array: Any) -> np.ndarray:
     if hasattr(array, "detach"):
         array = array.detach().cpu().numpy()
     return np.asarray(array, dtype=np.float64)
-
-
-def latitude_weights(lat_deg: Any) -> np.ndarray:
-    """Cell-area weights per latitude row, normalised to mean 1 (WeatherBench 2).
-
-    Cell edges lie halfway between neighbouring latitudes and at ±90°, so a pole row gets the
-    half-cell cap area and the weight of row i is sin(upper edge) − sin(lower edge). The weights
-    depend only on the latitude values: rows are sorted internally and the result is returned
-    in the caller's order, which makes north→south grids (NCEP) and south→north grids agree.
-    """
-    lat = _as_float64(lat_deg)
-    if lat.ndim != 1 or lat.size == 0:
-        raise MegageoError(f"latitudes must be a non-empty 1-D array, got shape {lat.shape}")
-    if np.any(np.abs(lat) > 90):
-        raise MegageoError(f"latitudes must lie in [-90, 90] degrees, got {lat.min()}..{lat.max()}")
-    order = np.argsort(lat)
-    ascending = np.deg2rad(lat[order])
-    if np.any(np.diff(ascending) <= 0):
-        raise MegageoError("latitudes must be distinct")
-    edges = np.concatenate([[-np.pi / 2], (ascending[:-1] + ascending[1:]) / 2, [np.pi / 2]])
-    area = np.sin(edges[1:]) - np.sin(edges[:-1])
-    weights = np.empty_like(area)
-    weights[order] = area / area.mean()
-    return weights
 
 
 def rmse(pred: Any, truth: Any) -> float:

@@ -47,7 +47,9 @@ class InputProjection(torch.nn.Module):
 
 class ForecastHead(torch.nn.Module):
     """Final norm, then the last position's hidden state → T_out frames (eq. 10). Under context parallelism every
-    rank runs it on its block's last position, so all ranks share one graph; only the last rank's is the forecast."""
+    rank runs it on its block's last position, so all ranks share one graph; only the last rank's is the forecast.
+    For `model.head: residual` its output is the change from the last input frame, and its projection starts at
+    zero so that an untrained model forecasts persistence."""
 
     def __init__(self, frame_shape: tuple[int, int, int], t_out: int, config: ModelConfig, ctx: TensorParallelContext):
         super().__init__()
@@ -55,6 +57,8 @@ class ForecastHead(torch.nn.Module):
         self.norm = RMSNorm(config.hidden_size, ctx, config.norm_eps)
         frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
         self.proj = column_linear(config.hidden_size, (t_out * frame_size,), ctx, bias=True, gather_output=True)
+        if config.head == "residual":
+            declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x)
@@ -71,13 +75,20 @@ class Forecaster(torch.nn.Module):
         self.input = InputProjection(frame_shape[0] * frame_shape[1] * frame_shape[2], config, ctx)
         self.blocks = torch.nn.ModuleList(Block(config, ctx) for _ in range(config.num_layers))
         self.head = ForecastHead(frame_shape, t_out, config, ctx)
+        self.residual = config.head == "residual"
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: [B, T_in, C, H, W] normalised → [B, T_out, C, H, W] normalised."""
         x = self.input(frames)
         for block in self.blocks:
             x = block(x)
-        return self.head(x)
+        out = self.head(x)
+        return add_last_frame(out, frames) if self.residual else out
+
+
+def add_last_frame(change: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """A residual head's forecast: its change [B, T_out, C, H, W] added to the last input frame of every lead."""
+    return change + frames[:, -1:].to(change.dtype)
 
 
 def unsharded_forecaster(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int) -> Forecaster:
@@ -95,19 +106,23 @@ def check_shapes(config: ModelConfig, frame_shape: tuple[int, int, int], ctx: Te
         )
 
 
-def forecast_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE on normalised fields (eq. 11), accumulated in fp32."""
-    return torch.nn.functional.mse_loss(prediction.float(), target.float())
+def forecast_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE on normalised fields (eq. 11), accumulated in fp32; with `weights` (broadcast against
+    [B, leads, C, H, W], mean 1: `megageo.train.objective.loss_weights`) the weighted mean."""
+    if weights is None:
+        return torch.nn.functional.mse_loss(prediction.float(), target.float())
+    return ((prediction.float() - target.float()).square() * weights).mean()
 
 
-def context_parallel_loss(prediction: torch.Tensor, target: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
+def context_parallel_loss(prediction: torch.Tensor, target: torch.Tensor, cp: ContextParallel,
+                          weights: torch.Tensor | None = None) -> torch.Tensor:
     """The objective each CP rank backpropagates. Only the last block holds the last frame, so only the last rank
     has the forecast and its targets. Every rank's gradient is a partial sum and the data-parallel×CP all-reduce
     averages over cp ranks too, so the last rank's loss is scaled by cp (Megatron's convention); the others
     backpropagate zero, which still runs every collective of the backward pass. Averaged over the DP×CP group
     the values give the true loss."""
     if cp.size == 1:
-        return forecast_loss(prediction, target)
+        return forecast_loss(prediction, target, weights)
     if cp.is_last:
-        return forecast_loss(prediction, target) * cp.size
+        return forecast_loss(prediction, target, weights) * cp.size
     return (prediction * 0).sum(dtype=torch.float32)

@@ -19,6 +19,7 @@ from megageo.config import Config, ParallelConfig, TrainConfig
 from megageo.errors import MegageoError
 from megageo.model.block import recompute_blocks
 from megageo.model.forecaster import Forecaster, context_parallel_loss
+from megageo.model.rollout import rollout
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
 from megageo.parallel import groups, mpu
@@ -122,7 +123,8 @@ def mark_norm_owners(module: torch.nn.Module, tp_rank: int) -> None:
 class TrainEngine:
     """One training step and one evaluation pass over a DeepSpeed engine, pipelined or not."""
 
-    def __init__(self, config: Config, layout: Layout, frame_shape: tuple[int, int, int]):
+    def __init__(self, config: Config, layout: Layout, frame_shape: tuple[int, int, int],
+                 loss_weights: torch.Tensor | None = None):
         use_cpu_accelerator()
         import deepspeed
 
@@ -136,9 +138,12 @@ class TrainEngine:
         ctx = TensorParallelContext.current(config.parallel.sequence_parallel, model_config.init_std,
                                             model_config.num_layers)
         self.cp = ctx.cp
+        self.loss_weights = None if loss_weights is None else loss_weights.to(self.device)
+        self.rollout_steps = train.rollout_steps
+        self.labels_carry_last_frame = layout.pp > 1 and model_config.head == "residual"
         if layout.pp > 1:
             module = build_pipeline(model_config, frame_shape, config.data.t_out, ctx, layout.pp,
-                                    layout.gradient_replicas)
+                                    layout.gradient_replicas, self.loss_weights)
             initialize_pipeline(module, model_config.num_layers, train.seed, ctx)
         else:
             module = Forecaster(model_config, frame_shape, config.data.t_out, ctx)
@@ -168,7 +173,7 @@ class TrainEngine:
             return float(self.engine.train_batch(data_iter=iter(self._on_device(micro_batches))))
         losses = []
         for x, y in self._on_device(micro_batches):
-            loss = context_parallel_loss(self.engine(x), y, self.cp)
+            loss = context_parallel_loss(self._forecast(x, y.shape[1]), y, self.cp, self.loss_weights)
             self.engine.backward(loss)
             self.engine.step()
             losses.append(loss.detach())
@@ -180,11 +185,22 @@ class TrainEngine:
             loss = self.engine.eval_batch(iter(self._on_device(batches)), num_micro_batches=len(batches))
             return float(loss)
         self.engine.eval()
-        losses = [context_parallel_loss(self.engine(x), y, self.cp) for x, y in self._on_device(batches)]
+        losses = [context_parallel_loss(self._forecast(x, y.shape[1]), y, self.cp, self.loss_weights)
+                  for x, y in self._on_device(batches)]
         self.engine.train()
         return self._data_parallel_mean(losses)
 
+    def _forecast(self, x: torch.Tensor, leads: int) -> torch.Tensor:
+        """The model's forecast of `leads` frames: one call, or its own rollout under `train.rollout_steps`."""
+        if self.rollout_steps == 1:
+            return self.engine(x)
+        return rollout(self.engine, x, leads)
+
     def _on_device(self, batches: Sequence[Batch]) -> list[Batch]:
+        """(frames, labels) on this rank's device. A pipelined residual head sees only hidden states, so its
+        labels carry the last input frame to the last stage's loss."""
+        if self.labels_carry_last_frame:
+            return [(x.to(self.device), (y.to(self.device), x[:, -1:].to(self.device))) for x, y in batches]
         return [(x.to(self.device), y.to(self.device)) for x, y in batches]
 
     def _data_parallel_mean(self, losses: list[torch.Tensor]) -> float:

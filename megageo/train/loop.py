@@ -26,6 +26,7 @@ from megageo.train.checkpoint import Checkpoints
 from megageo.train.data import Sharding, TrainBatches, check_batch, validation_batches
 from megageo.train.engine import Layout, TrainEngine
 from megageo.train.metrics_log import MetricsLog, peak_memory_gb
+from megageo.train.objective import loss_weights
 from megageo.train.preemption import Preemption
 
 
@@ -37,8 +38,9 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     check_batch(config.train.global_batch_size, config.train.micro_batch_size, layout.dp)
     data = config.data
     frames_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[data.frames_dtype]
-    train_set = WindowDataset(data.store, "train", data.t_in, data.t_out, data.stride, frames_dtype=frames_dtype)
-    val_set = WindowDataset(data.store, "val", data.t_in, data.t_out, data.stride, frames_dtype=frames_dtype)
+    leads = data.t_out * config.train.rollout_steps
+    train_set = WindowDataset(data.store, "train", data.t_in, leads, data.stride, frames_dtype=frames_dtype)
+    val_set = WindowDataset(data.store, "val", data.t_in, leads, data.stride, frames_dtype=frames_dtype)
     run_dir = Path(config.train.out_dir)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.train.keep_last, is_writer=launch.rank == 0)
     if not resume and checkpoints.latest_tag() is not None:
@@ -52,7 +54,7 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
                         parallel_state.get_data_parallel_rank(), layout.dp,
                         parallel_state.get_context_parallel_rank(), layout.cp)
     frame_shape = (len(train_set.channels), *train_set.store.shape[2:])
-    engine = TrainEngine(config, layout, frame_shape)
+    engine = TrainEngine(config, layout, frame_shape, loss_weights(config, train_set.store.lat))
     start = checkpoints.load(engine.engine, layout.as_dict()) if resume else 0
     if launch.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from functools import partial
 
+import torch
 from deepspeed.pipe import LayerSpec, PipelineModule
 from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
 
 from megageo.config import ModelConfig
 from megageo.model.block import Block
-from megageo.model.forecaster import ForecastHead, InputProjection, check_shapes, context_parallel_loss
+from megageo.model.forecaster import (
+    ForecastHead, InputProjection, add_last_frame, check_shapes, context_parallel_loss,
+)
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
+from megageo.parallel.context import ContextParallel
 
 
 def layer_names(num_layers: int) -> list[str]:
@@ -26,7 +30,7 @@ def layer_names(num_layers: int) -> list[str]:
 
 def build_pipeline(
     config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext,
-    pipeline_parallel: int, gradient_replicas: int,
+    pipeline_parallel: int, gradient_replicas: int, loss_weights: torch.Tensor | None = None,
 ) -> PipelineModule:
     """`gradient_replicas` = DP × CP: DeepSpeed's grid calls that axis "data" (rank = tp + TP·(cp + CP·(dp + DP·pp))
     in Megatron's tp-cp-ep-dp-pp order is its model + MP·(data + DATA·pipe))."""
@@ -39,8 +43,18 @@ def build_pipeline(
     ]
     topology = PipeModelDataParallelTopology(num_pp=pipeline_parallel, num_mp=ctx.tp, num_dp=gradient_replicas)
     return PipelineModule(
-        specs, topology=topology, loss_fn=partial(context_parallel_loss, cp=ctx.cp), partition_method="type:Block",
+        specs, topology=topology, loss_fn=partial(pipeline_loss, cp=ctx.cp, weights=loss_weights), partition_method="type:Block",
     )
+
+
+def pipeline_loss(prediction: torch.Tensor, labels: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                  cp: ContextParallel, weights: torch.Tensor | None) -> torch.Tensor:
+    """The last stage's objective. A residual head's labels are (targets, last input frame): the head stage holds
+    only hidden states, so the forecast is completed here."""
+    if isinstance(labels, tuple):
+        target, last_frame = labels
+        return context_parallel_loss(add_last_frame(prediction, last_frame), target, cp, weights)
+    return context_parallel_loss(prediction, labels, cp, weights)
 
 
 def initialize_pipeline(module: PipelineModule, num_layers: int, seed: int, ctx: TensorParallelContext) -> None:

@@ -53,6 +53,7 @@ def _release_val_loss(run_dir: Path) -> float:
     from megageo.data.dataset import WindowDataset
     from megageo.model.forecaster import forecast_loss
     from megageo.train.data import Sharding, validation_batches
+    from megageo.train.objective import loss_weights
 
     release = load_release(run_dir)
     model = build_model(release)
@@ -60,8 +61,9 @@ def _release_val_loss(run_dir: Path) -> float:
     val_set = WindowDataset(data.store, "val", data.t_in, data.t_out, data.stride)
     sharding = Sharding(train_config.global_batch_size, train_config.micro_batch_size, 0, 1)
     batches = validation_batches(val_set, sharding, train_config.eval_samples)
+    weights = loss_weights(release.config, val_set.store.lat)
     with torch.no_grad():
-        losses = [forecast_loss(model(x), y) for x, y in batches]
+        losses = [forecast_loss(model(x), y, weights) for x, y in batches]
     return float(torch.stack(losses).mean())
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from megageo.data.grid import latitude_weights
 from megageo.errors import MegageoError
 from megageo.eval.metrics import (
     METRIC_NAMES,
     acc,
     acc_batch_mean,
-    latitude_weights,
     lat_weighted_rmse,
     metrics_per_lead,
     rmse,

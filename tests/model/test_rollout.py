@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from megageo.errors import MegageoError
-from megageo.eval.rollout import leads_for_hours, rollout
+from megageo.model.rollout import leads_for_hours, rollout
 
 
 def fibonacci_step(window: torch.Tensor) -> torch.Tensor:

@@ -10,16 +10,9 @@ import pytest
 import torch
 
 from multiprocess import run_ranks
+from tiny_run import MIXERS
 
 TOLERANCE = 1e-6
-MIXERS = {
-    "transformer": "{type: transformer, num_heads: 4, head_dim: 8}",
-    "gla": "{type: gla, num_heads: 4, use_short_conv: true}",
-    "deltanet": "{type: deltanet, num_heads: 4, head_dim: 8}",
-    "gated_deltanet": "{type: gated_deltanet, num_heads: 4, head_dim: 8}",
-    "kda": "{type: kda, num_heads: 4, head_dim: 8}",
-    "mamba2": "{type: mamba2, num_heads: 4, head_dim: 16, state_size: 8, n_groups: 2}",
-}
 FRAME, T_IN, T_OUT, BATCH = (1, 8, 16), 8, 2, 2
 
 
@@ -29,8 +22,8 @@ def _one_step(mixer: str, recompute: bool, batches: list[tuple[torch.Tensor, tor
     from megageo.train.engine import Layout, TrainEngine
 
     config = load_config(None, [
-        f"model.mixer={MIXERS[mixer]}", "model.hidden_size=32", "model.num_layers=2", f"data.t_in={T_IN}",
-        f"data.t_out={T_OUT}", f"train.global_batch_size={BATCH}", f"train.micro_batch_size={BATCH}",
+        f"model.mixer={MIXERS[mixer]}", "model.head=absolute", "model.hidden_size=32", "model.num_layers=2",
+        f"data.t_in={T_IN}", f"data.t_out={T_OUT}", f"train.global_batch_size={BATCH}", f"train.micro_batch_size={BATCH}",
         "train.precision=fp32", "train.lr=1e-2", "train.warmup_steps=0", "train.steps=2",
         f"parallel.activation_checkpointing={str(recompute).lower()}",
     ])

@@ -68,7 +68,7 @@ def two_rank_curves(store, tmp_path_factory) -> dict[str, Curves]:
 
 def test_reference_is_five_logged_steps(reference) -> None:
     assert len(reference["loss"]) == len(reference["grad_norm"]) == 5
-    assert all(0.1 < loss < 10.0 for loss in reference["loss"])
+    assert all(0.0 < loss < 1.0 for loss in reference["loss"])  # normalised fields; the residual head starts at persistence
     assert all(0.0 < norm for norm in reference["grad_norm"])
 
 

@@ -1,0 +1,33 @@
+"""The reanalysis grid's geometry, shared by training objectives and evaluation scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from megageo.errors import MegageoError
+
+
+def latitude_weights(lat_deg: Any) -> np.ndarray:
+    """Cell-area weights per latitude row, normalised to mean 1 (WeatherBench 2).
+
+    Cell edges lie halfway between neighbouring latitudes and at ±90°, so a pole row gets the
+    half-cell cap area and the weight of row i is sin(upper edge) − sin(lower edge). The weights
+    depend only on the latitude values: rows are sorted internally and the result is returned
+    in the caller's order, which makes north→south grids (NCEP) and south→north grids agree.
+    """
+    lat = np.asarray(lat_deg, dtype=np.float64)
+    if lat.ndim != 1 or lat.size == 0:
+        raise MegageoError(f"latitudes must be a non-empty 1-D array, got shape {lat.shape}")
+    if np.any(np.abs(lat) > 90):
+        raise MegageoError(f"latitudes must lie in [-90, 90] degrees, got {lat.min()}..{lat.max()}")
+    order = np.argsort(lat)
+    ascending = np.deg2rad(lat[order])
+    if np.any(np.diff(ascending) <= 0):
+        raise MegageoError("latitudes must be distinct")
+    edges = np.concatenate([[-np.pi / 2], (ascending[:-1] + ascending[1:]) / 2, [np.pi / 2]])
+    area = np.sin(edges[1:]) - np.sin(edges[:-1])
+    weights = np.empty_like(area)
+    weights[order] = area / area.mean()
+    return weights

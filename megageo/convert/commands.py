@@ -16,9 +16,11 @@ def run_consolidate(args: argparse.Namespace) -> int:
 
 def run_reshard(args: argparse.Namespace) -> int:
     from megageo.convert.reshard import reshard
+    from megageo.convert.source import open_checkpoint
+    from megageo.train.checkpoint import format_layout
 
-    out = reshard(args.checkpoint, args.out_dir, args.tp, args.pp, args.dp, args.cp)
-    print(f"{out}: resharded to tp={args.tp}, pp={args.pp}")
+    out = reshard(args.checkpoint, args.out_dir, args.tp, args.pp, args.dp, args.cp, args.zero_stage)
+    print(f"{out}: resharded to {format_layout(open_checkpoint(out).layout.as_dict())}")
     return 0
 
 
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     consolidate.set_defaults(func=run_consolidate)
 
     reshard = actions.add_parser(
-        "reshard", help="a DeepSpeed checkpoint at another TP/PP layout, optimizer state included",
+        "reshard", help="a DeepSpeed checkpoint at another TP/CP/PP/DP/ZeRO layout, optimizer state included",
         description="Rewrite a checkpoint for another layout so `megageo train --resume` continues there. "
         "OUT_DIR becomes the new run's checkpoints folder (train.out_dir/checkpoints).",
     )
@@ -60,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reshard.add_argument("--pp", type=int, default=1, help="pipeline stages of the new layout (default 1)")
     reshard.add_argument("--dp", type=int, default=None, help="data-parallel degree (default: the checkpoint's)")
     reshard.add_argument("--cp", type=int, default=None, help="context-parallel degree (default: the checkpoint's)")
+    reshard.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=None,
+                         help="ZeRO stage of the new layout (default: the checkpoint's)")
     reshard.set_defaults(func=run_reshard)
 
     inspect = actions.add_parser(

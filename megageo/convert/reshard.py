@@ -27,17 +27,20 @@ from megageo.train.engine import Layout
 
 
 def reshard(
-    checkpoint: str | Path, out_dir: str | Path, tp: int, pp: int, dp: int | None = None, cp: int | None = None
+    checkpoint: str | Path, out_dir: str | Path, tp: int, pp: int, dp: int | None = None, cp: int | None = None,
+    zero_stage: int | None = None,
 ) -> Path:
-    """Write `out_dir` (a new `checkpoints` folder holding `latest`) at TP=`tp`, PP=`pp`, DP=`dp` and CP=`cp`
-    (default: the source's), keeping the ZeRO stage. Fails before writing anything if the layout cannot hold the
+    """Write `out_dir` (a new `checkpoints` folder holding `latest`) at TP=`tp`, PP=`pp`, DP=`dp`, CP=`cp` and
+    ZeRO stage `zero_stage` (default: the source's). Fails before writing anything if the layout cannot hold the
     model. CP ranks hold whole weights, so a CP change only re-partitions ZeRO state over DP×CP ranks."""
     out = Path(out_dir)
     if out.exists():
         raise MegageoError(f"{out} already exists: reshard writes a new checkpoint folder")
     source = open_checkpoint(checkpoint)
-    target = Layout(tp, pp, source.layout.dp if dp is None else dp, source.layout.zero_stage,
+    target = Layout(tp, pp, source.layout.dp if dp is None else dp,
+                    source.layout.zero_stage if zero_stage is None else zero_stage,
                     source.layout.cp if cp is None else cp)
+    check_deepspeed_version(target.zero_stage)
     config = retarget(source.config, target)
     layout = ModelLayout(config, source.frame_shape)
     layout.check_tensor_parallel(tp)
@@ -53,11 +56,35 @@ def reshard(
     return out
 
 
+DEEPSPEED_WRITTEN_FOR = "0.19.8"
+PRIVATE_INIT = "_lazy_init_hp_params_optimizer_state"
+
+
+def check_deepspeed_version(zero_stage: int) -> None:
+    """ZeRO-1/2 targets need Adam's state before the first step, which only DeepSpeed's private `PRIVATE_INIT` of
+    its ZeRO optimizer creates and links to each parameter (`load_into`); that was written against one DeepSpeed
+    release, so any other is refused before work starts rather than trusted to write a wrong checkpoint."""
+    if zero_stage not in (1, 2):
+        return
+    import deepspeed
+
+    from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
+
+    version = deepspeed.__version__.split("+")[0]
+    if version != DEEPSPEED_WRITTEN_FOR or not callable(getattr(DeepSpeedZeroOptimizer, PRIVATE_INIT, None)):
+        raise MegageoError(
+            f"reshard of ZeRO-{zero_stage} checkpoints relies on DeepSpeed {DEEPSPEED_WRITTEN_FOR}'s private "
+            f"DeepSpeedZeroOptimizer.{PRIVATE_INIT}, and this is DeepSpeed {deepspeed.__version__}: check that it "
+            "still creates Adam's state and links each parameter to it, then update "
+            "megageo.convert.reshard.DEEPSPEED_WRITTEN_FOR"
+        )
+
+
 def retarget(config: Config, target: Layout) -> Config:
     """The source config at the target layout, validated (heads vs TP, stages vs layers, ZeRO vs PP, frames vs CP)."""
     raw = config.to_dict()
     raw["parallel"].update(tensor_parallel=target.tp, pipeline_parallel=target.pp, context_parallel=target.cp,
-                           sequence_parallel=raw["parallel"]["sequence_parallel"] and target.tp > 1)
+                           zero_stage=target.zero_stage, sequence_parallel=raw["parallel"]["sequence_parallel"] and target.tp > 1)
     return config_from_dict(raw)
 
 
@@ -96,13 +123,20 @@ def load_into(engine: Any, state: FullState, layout: ModelLayout, tp_rank: int, 
     from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
     zero = engine.zero_optimization_stage()
-    base = engine.optimizer.optimizer if zero else engine.optimizer
+    masters = {}
+    if not zero and hasattr(engine.optimizer, "fp32_groups"):  # bf16 without ZeRO: the optimizer steps fp32 copies
+        masters = {id(low): master for lows, highs in zip(engine.optimizer.fp16_groups, engine.optimizer.fp32_groups)
+                   for low, master in zip(lows, highs, strict=True)}
+    base = engine.optimizer.optimizer if zero or masters else engine.optimizer
     step = torch.tensor(float(state.adam_step))
-    for group in base.param_groups:  # Adam's state is created lazily at the first step; create it now
-        for flat in group["params"]:
-            base.state[flat] = {"step": step.clone(), **{key: torch.zeros_like(flat) for key in MOMENTS}}
+    # Adam's state is created lazily at the first step; create it now. ZeRO-3 lends its flat fp32 partitions to
+    # the torch optimizer's param groups only during a step, so they are taken from the ZeRO-3 optimizer itself.
+    flats = (engine.optimizer.fp32_partitioned_groups_flat if zero == 3
+             else [flat for group in base.param_groups for flat in group["params"]])
+    for flat in flats:
+        base.state[flat] = {"step": step.clone(), **{key: torch.zeros_like(flat) for key in MOMENTS}}
     if zero in (1, 2):
-        engine.optimizer._lazy_init_hp_params_optimizer_state()  # links each param to its piece of that state
+        getattr(engine.optimizer, PRIVATE_INIT)()  # links each param to its piece of that state
     with torch.no_grad():
         for local_name, param in engine.module.named_parameters():
             name = layout.full_name(local_name, pipelined)
@@ -116,7 +150,9 @@ def load_into(engine: Any, state: FullState, layout: ModelLayout, tp_rank: int, 
                 for key, value in moments.items():
                     safe_set_full_optimizer_state(param, value, key)
             else:
-                base.state[param].update(moments)
+                master = masters.get(id(param), param)
+                master.copy_(weight)
+                base.state[master].update(moments)
     scheduler = state.engine["lr_scheduler"]
     for group, lr in zip(engine.optimizer.param_groups, scheduler["_last_lr"], strict=True):
         group["lr"] = lr

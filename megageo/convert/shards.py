@@ -18,6 +18,7 @@ import torch
 
 from megageo.convert.layout import ModelLayout
 from megageo.convert.source import SourceCheckpoint
+from megageo.errors import MegageoError
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
 
@@ -44,7 +45,9 @@ def read_rank(source: SourceCheckpoint, layout: ModelLayout, stage: int, tp_rank
 def _read_plain(
     source: SourceCheckpoint, layout: ModelLayout, stage: int, tp_rank: int, mp_rank: int, moments: bool,
 ) -> RankTensors:
-    """No ZeRO: weights in the module (or, pipelined, one file per layer) and a plain torch optimizer state."""
+    """No ZeRO: weights in the module (or, pipelined, one file per layer) and a plain torch optimizer state. A bf16
+    engine keeps bf16 copies in the module and the fp32 masters, in optimizer order, in its optimizer's
+    `fp32_groups` (DeepSpeed's FP16_UnfusedOptimizer), whose wrapped torch optimizer holds Adam's state."""
     states = load(source.model_states(mp_rank))
     pipelined = source.layout.pp > 1
     layers = layout.stage_layers(source.layout.pp)[stage] if pipelined else None
@@ -54,12 +57,25 @@ def _read_plain(
     else:
         module = states["module"]
     weights = {layout.full_name(name, pipelined): t for name, t in module.items() if isinstance(t, torch.Tensor)}
+    names = layout.optimizer_order(layers)
+    optimizer = states["optimizer"]
+    masters = optimizer.get("fp32_groups")
+    if masters is not None:
+        weights = _masters_by_name(names, [tensor for group in masters for tensor in group], weights, source)
+        optimizer = optimizer["optimizer_state_dict"]
     if not moments:
         return RankTensors(weights)
-    state = states["optimizer"]["state"]
-    names = layout.optimizer_order(layers)
+    state = optimizer["state"]
     per_key = {key: {name: state[index][key] for index, name in enumerate(names)} for key in MOMENTS}
     return RankTensors(weights, per_key, int(state[0]["step"]))
+
+
+def _masters_by_name(names: list[str], masters: list[torch.Tensor], module: dict[str, torch.Tensor],
+                     source: SourceCheckpoint) -> dict[str, torch.Tensor]:
+    """The fp32 masters named in optimizer order, each checked against its module copy's shape."""
+    if len(masters) != len(names) or any(m.shape != module[n].shape for n, m in zip(names, masters)):
+        raise MegageoError(f"{source.tag_dir}: the optimizer's fp32 master weights do not match the module's parameters")
+    return dict(zip(names, masters))
 
 
 def _read_zero(source: SourceCheckpoint, layout: ModelLayout, mp_rank: int, moments: bool) -> RankTensors:

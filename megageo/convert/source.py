@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,18 @@ class SourceCheckpoint:
         prefix = f"zero_pp_rank_{dp_rank}_" if self.layout.zero_stage == 3 else ""
         return self.tag_dir / f"{prefix}mp_rank_{mp_rank:02d}_model_states.pt"
 
+    @cached_property
+    def bf16(self) -> bool:
+        """Whether a bf16 engine wrote it: DeepSpeed then names its ZeRO optimizer files `bf16_zero_pp_rank_*`. The
+        config says so unless its precision is `auto` (bf16 where training ran on CUDA); then the files do."""
+        precision = self.config.train.precision
+        if precision != "auto":
+            return precision == "bf16"
+        return any(self.tag_dir.glob("bf16_zero_pp_rank_*_optim_states.pt"))
+
     def optim_states(self, mp_rank: int, dp_rank: int) -> Path:
-        return self.tag_dir / f"zero_pp_rank_{dp_rank}_mp_rank_{mp_rank:02d}_optim_states.pt"
+        prefix = "bf16_" if self.bf16 else ""
+        return self.tag_dir / f"{prefix}zero_pp_rank_{dp_rank}_mp_rank_{mp_rank:02d}_optim_states.pt"
 
     def layer_states(self, layer: int, tp_rank: int) -> Path:
         return self.tag_dir / f"layer_{layer:02d}-model_{tp_rank:02d}-model_states.pt"

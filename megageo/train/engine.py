@@ -197,11 +197,13 @@ class TrainEngine:
         return rollout(self.engine, x, leads)
 
     def _on_device(self, batches: Sequence[Batch]) -> list[Batch]:
-        """(frames, labels) on this rank's device. A pipelined residual head sees only hidden states, so its
-        labels carry the last input frame to the last stage's loss."""
+        """(frames, labels) on this rank's device, frames in the model's precision (a bf16 engine's first layer
+        multiplies bf16 weights; labels stay fp32). A pipelined residual head sees only hidden states, so its labels
+        carry the last input frame to the last stage's loss."""
+        dtype = torch.bfloat16 if self.engine.bfloat16_enabled() else None
         if self.labels_carry_last_frame:
-            return [(x.to(self.device), (y.to(self.device), x[:, -1:].to(self.device))) for x, y in batches]
-        return [(x.to(self.device), y.to(self.device)) for x, y in batches]
+            return [(x.to(self.device, dtype), (y.to(self.device), x[:, -1:].to(self.device))) for x, y in batches]
+        return [(x.to(self.device, dtype), y.to(self.device)) for x, y in batches]
 
     def _data_parallel_mean(self, losses: list[torch.Tensor]) -> float:
         """The batch's mean loss: the average over DP×CP ranks of `context_parallel_loss`'s values."""

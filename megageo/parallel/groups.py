@@ -61,3 +61,10 @@ def shutdown() -> None:
         parallel_state.destroy_model_parallel()
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether `flag` holds on any rank (a collective over the world: every rank must call it)."""
+    value = torch.tensor([int(flag)], device=device())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

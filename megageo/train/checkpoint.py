@@ -3,7 +3,8 @@
 A save writes tag `step{N:08d}` on every rank, then rank 0 writes `megageo.json` into it (layout, config, step,
 normalisation statistics). Only after a barrier, once every rank has finished, does rank 0 point `latest` at
 the new tag, by writing a temporary file and renaming it over the old one. An interrupted save therefore
-leaves `latest` on the previous, complete checkpoint; the half-written tag is deleted by the next save.
+leaves `latest` on the previous, complete checkpoint; the half-written tag is deleted by the next save. A save
+that fails on any rank (disk full) fails on all of them with one error, so no rank waits at the barrier.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.distributed as dist
 
 from megageo.errors import MegageoError
 from megageo.io.atomic import write_text
+from megageo.parallel import groups
 
 LATEST = "latest"
 METADATA = "megageo.json"
@@ -46,10 +48,21 @@ class Checkpoints:
 
     def save(self, engine: Any, step: int, metadata: dict[str, Any]) -> None:
         tag = tag_of(step)
-        engine.save_checkpoint(str(self.directory), tag=tag, save_latest=False)
-        if self.is_writer:
-            write_text(self.directory / tag / METADATA, json.dumps({"step": step, **metadata}, indent=1))
-        dist.barrier()
+        problem = None
+        try:
+            engine.save_checkpoint(str(self.directory), tag=tag, save_latest=False)
+            if self.is_writer:
+                write_text(self.directory / tag / METADATA, json.dumps({"step": step, **metadata}, indent=1))
+        except (OSError, RuntimeError, MegageoError) as error:  # disk full, quota, unwritable folder
+            # torch.save reports a refused write as a RuntimeError of its zip writer ("unexpected pos ...")
+            problem = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        if groups.any_rank(problem is not None):  # every rank learns it, so none waits for one that gave up
+            previous = self.latest_tag()
+            kept = f"'{LATEST}' still names {previous}" if previous else f"no '{LATEST}' was written"
+            free = shutil.disk_usage(self.directory).free / 1e9
+            reason = f"this rank: {problem}" if problem else "another rank failed"
+            raise MegageoError(f"checkpoint {self.directory / tag} could not be written ({reason}; "
+                               f"{free:.1f} GB free there); {kept}")
         if self.is_writer:
             write_text(self.directory / LATEST, tag)
             self._prune(step)

@@ -9,15 +9,12 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-import torch
-import torch.distributed as dist
-
 from megageo.parallel import groups
 
 
 class Preemption:
     def __init__(self) -> None:
-        self.signalled = False
+        self.signalled = self.stopping = False
         self._previous = signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -25,9 +22,12 @@ class Preemption:
 
     def agreed(self) -> bool:
         """Whether any rank has been signalled (a collective: every rank calls it after every step)."""
-        flag = torch.tensor([int(self.signalled)], device=groups.device())
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        self.stopping = groups.any_rank(self.signalled)
+        return self.stopping
 
     def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        """The previous handler back, unless the job is stopping for a SIGTERM: then the signal may still be on its
+        way to ranks that have not seen it (a scheduler signals them one by one), and its default action would
+        kill a rank that has already saved, turning a clean stop into a failed job. Ignoring it (rather than
+        keeping a Python handler, which the interpreter resets while it shuts down) covers the exit too."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if self.stopping else self._previous)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from megageo.data.variables import VARIABLES
 from megageo.errors import MegageoError
 from megageo.io.atomic import write_text
 from megageo.mixer_configs import MixerConfig
@@ -31,6 +32,10 @@ class DataConfig:
     t_in: int = 8
     t_out: int = 1
     stride: int = 1
+    variables: list[str] = field(default_factory=list)
+    """NCEP names of the variables the model reads and forecasts (hgt, uwnd, vwnd, air); empty: all the store has."""
+    levels: list[float] = field(default_factory=list)
+    """Pressure levels (hPa) of every variable; empty: all the store has. Channels are variable-major."""
     frames_dtype: str = "fp32"
     """`bf16` keeps input frames in bfloat16 from the store until the input projection (half the memory of the
     largest tensor of a long-context run; the projection itself computes in fp32)."""
@@ -257,6 +262,9 @@ def validate(config: Config) -> None:
         raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
     _validate_context_parallel(config)
     _validate_objective(config)
+    for name in data.variables:
+        if name not in VARIABLES:
+            raise MegageoError(f"config key data.variables names '{name}', not one of {', '.join(VARIABLES)}")
     if data.frames_dtype not in ("fp32", "bf16"):
         raise MegageoError(f"config key data.frames_dtype must be fp32 or bf16, got {data.frames_dtype!r}")
     if train.precision not in ("auto", "fp32", "bf16"):

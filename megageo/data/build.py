@@ -3,6 +3,10 @@
 Every file's metadata is checked (grid, levels, time order) before the store is created, so most bad inputs
 fail before anything is written; data errors found while streaming (NaN, fill values, truncation) delete the
 temporary file. The target path only ever holds a complete store.
+
+Several variables (`hgt uwnd vwnd air`, each from its own yearly files as NCEP has them, or together in one file)
+become channels in variable-major order, (hgt 500, hgt 850, uwnd 500, ...); each variable's files must agree with
+the first variable's on every time and on the grid.
 """
 
 from __future__ import annotations
@@ -14,21 +18,25 @@ from pathlib import Path
 
 import numpy as np
 
-from megageo.data.ncep import TIME_UNITS, NcSource, iter_frames, scan
+from megageo.data.ncep import TIME_UNITS, NcSource, iter_frames, scan_kinds
+from megageo.data.variables import VARIABLES
+from megageo.data.variables import variable as registered
 from megageo.errors import MegageoError
 from megageo.io.atomic import atomic_path
 
 
-def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
-    """Files as given; a directory stands for the *.nc files inside it."""
+def expand_sources(sources: Sequence[str | Path], kinds: Sequence[str] = ("hgt",)) -> list[Path]:
+    """Files as given; a directory stands for the *.nc files inside it, less NCEP-named files of variables not
+    asked for (`uwnd.1979.nc` beside `hgt.1979.nc` in a height-only build)."""
+    others = set(VARIABLES) - set(kinds)
     paths = []
     for source in map(Path, sources):
         if source.is_dir():
-            found = sorted(source.glob("*.nc"))
+            found = sorted(path for path in source.glob("*.nc") if path.name.split(".")[0] not in others)
             if not found:
                 raise MegageoError(f"{source}: directory holds no .nc files")
             paths += found
-        elif source.exists():
+        elif source.exists() or source.is_symlink():  # a broken link is reported by why it cannot be read
             paths.append(source)
         else:
             raise MegageoError(f"{source}: no such file or directory")
@@ -75,6 +83,30 @@ def order_in_time(files: list[NcSource]) -> list[NcSource]:
                 f"expected about {median_step:g} h"
             )
     return files
+
+
+def check_same_times(by_kind: dict[str, list[NcSource]]) -> None:
+    """Every variable's files cover the first variable's times exactly; else one line saying where they part."""
+    (first, reference), *others = by_kind.items()
+    times = np.concatenate([source.time for source in reference])
+    for kind, files in others:
+        mine = np.concatenate([source.time for source in files])
+        if mine.shape == times.shape and np.allclose(mine, times, rtol=0, atol=1e-3):
+            continue
+        common = min(mine.size, times.size)
+        apart = np.flatnonzero(~np.isclose(mine[:common], times[:common], rtol=0, atol=1e-3))
+        index = int(apart[0]) if apart.size else common
+        raise MegageoError(f"{kind} and {first} differ in time: {_at(files, index)} against {_at(reference, index)} "
+                           f"({mine.size} and {times.size} frames in all)")
+
+
+def _at(files: list[NcSource], index: int) -> str:
+    """Frame `index` of the concatenated files, described by file and date ('ends' past the last)."""
+    for source in files:
+        if index < source.time.size:
+            return _describe(source, index)
+        index -= source.time.size
+    return f"{files[-1].path.name} ends"
 
 
 def check_grids(files: list[NcSource], levels: Sequence[float]) -> None:
@@ -127,23 +159,29 @@ class Moments:
         return np.sqrt(self.m2 / self.count)
 
 
-def _write(h5, files: list[NcSource], levels: Sequence[float], train_end: int, progress: bool) -> Moments:
+def _write(h5, by_kind: dict[str, list[NcSource]], levels: Sequence[float], train_end: int,
+           progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Stream every variable's files into its channels; returns the per-channel mean and std of the training split."""
     from tqdm import tqdm
 
-    total = sum(source.time.size for source in files)
-    first = files[0]
-    shape = (total, len(levels), first.lat.size, first.lon.size)
+    first = next(iter(by_kind.values()))
+    total = sum(source.time.size for source in first)
+    shape = (total, len(by_kind) * len(levels), first[0].lat.size, first[0].lon.size)
     frames = h5.create_dataset("frames", shape=shape, dtype="float32", chunks=(1, *shape[1:]))
-    moments = Moments(len(levels))
-    start = 0
-    with tqdm(total=total, unit="frame", desc="build", disable=not progress) as bar:
-        for source in files:
-            for block in iter_frames(source, levels):
-                frames[start : start + len(block)] = block
-                moments.add(block[: max(0, train_end - start)])
-                start += len(block)
-                bar.update(len(block))
-    return moments
+    means, stds = [], []
+    with tqdm(total=total * len(by_kind), unit="frame", desc="build", disable=not progress) as bar:
+        for position, files in enumerate(by_kind.values()):
+            channels = slice(position * len(levels), (position + 1) * len(levels))
+            moments, start = Moments(len(levels)), 0
+            for source in files:
+                for block in iter_frames(source, levels):
+                    frames[start : start + len(block), channels] = block
+                    moments.add(block[: max(0, train_end - start)])
+                    start += len(block)
+                    bar.update(len(block))
+            means.append(moments.mean)
+            stds.append(moments.std)
+    return np.concatenate(means), np.concatenate(stds)
 
 
 def build_store(
@@ -153,9 +191,11 @@ def build_store(
     train_fraction: float = 0.9,
     progress: bool = False,
     variable: str | None = None,
+    variables: Sequence[str] = ("hgt",),
 ) -> Path:
     """Build the HDF5 store at `out` from netCDF files (or directories of them); see megageo.data.store.
-    `variable` names the geopotential(-height) variable where metadata and conventional names cannot tell."""
+    `variables` are NCEP names (`megageo.data.variables`); `variable` names the one variable of a single-variable
+    build in the files, where metadata and conventional names cannot tell."""
     import h5py
 
     out = Path(out)
@@ -165,8 +205,23 @@ def build_store(
         raise MegageoError("no levels requested")
     if not out.parent.is_dir():
         raise MegageoError(f"{out.parent}: output directory does not exist")
-    files = order_in_time([scan(path, variable) for path in expand_sources(sources)])
-    check_grids(files, levels)
+    kinds = [registered(name).name for name in variables]
+    if not kinds or len(set(kinds)) != len(kinds):
+        raise MegageoError(f"variables must be distinct and at least one, got {list(variables)}")
+    if variable is not None and len(kinds) > 1:
+        raise MegageoError(f"--var names the variable of a single-variable build, not of {len(kinds)} variables")
+    by_kind: dict[str, list[NcSource]] = {kind: [] for kind in kinds}
+    for path in expand_sources(sources, kinds):
+        for kind, source in scan_kinds(path, kinds, variable).items():
+            by_kind[kind].append(source)
+    absent = [kind for kind, files in by_kind.items() if not files]
+    if absent:
+        raise MegageoError(f"no source file holds {', '.join(absent)} (asked for {', '.join(kinds)})")
+    by_kind = {kind: order_in_time(files) for kind, files in by_kind.items()}
+    every = [source for files in by_kind.values() for source in files]
+    check_grids(every, levels)
+    check_same_times(by_kind)
+    files = by_kind[kinds[0]]
     total = sum(source.time.size for source in files)
     train_end = int(total * train_fraction)
     if train_end == 0:
@@ -174,23 +229,28 @@ def build_store(
 
     with atomic_path(out) as temporary:
         with h5py.File(temporary, "w") as h5:
-            moments = _write(h5, files, levels, train_end, progress)
+            mean, std = _write(h5, by_kind, levels, train_end, progress)
             time = h5.create_dataset("time", data=np.concatenate([source.time for source in files]))
             time.attrs.update(units=TIME_UNITS, calendar=files[0].calendar)
-            h5.create_dataset("level", data=np.asarray(levels, dtype=np.float64)).attrs["units"] = "hPa"
+            channels = [(kind, level) for kind in kinds for level in levels]
+            h5.create_dataset("level", data=np.asarray([level for _, level in channels], dtype=np.float64))
+            h5["level"].attrs["units"] = "hPa"
+            h5.create_dataset("variable", data=[kind for kind, _ in channels], dtype=h5py.string_dtype())
+            h5.create_dataset("units", data=[registered(kind).units for kind, _ in channels],
+                              dtype=h5py.string_dtype())
             h5.create_dataset("lat", data=files[0].lat).attrs["units"] = "degrees_north"
             h5.create_dataset("lon", data=files[0].lon).attrs["units"] = "degrees_east"
-            h5.create_dataset("mean", data=moments.mean).attrs["units"] = "m"
-            h5.create_dataset("std", data=moments.std).attrs["units"] = "m"
+            h5.create_dataset("mean", data=mean)
+            h5.create_dataset("std", data=std)
+            unique = {source.path: source for source in every}  # a file holding several variables is one source
             provenance = [
-                {"name": s.path.name, "bytes": s.path.stat().st_size, "sha256": sha256(s.path), "frames": s.time.size}
-                for s in files
+                {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "frames": source.time.size}
+                for path, source in unique.items()
             ]
             h5.attrs.update(
                 train_end=train_end,
                 train_fraction=train_fraction,
                 sources=json.dumps(provenance),
-                variable="geopotential height (m)",
                 created_by="megageo data build",
             )
     return out

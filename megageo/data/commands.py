@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from megageo.errors import MegageoError
+
 
 def run_synth(args: argparse.Namespace) -> int:
     from megageo.data.synth import synthesize
@@ -17,9 +19,24 @@ def run_build(args: argparse.Namespace) -> int:
     from megageo.data.build import build_store
     from megageo.data.store import Store
 
-    out = build_store(args.src, args.out, args.levels, args.train_fraction, progress=True, variable=args.var)
+    levels = [_number(level, "--levels") for level in _items(args.levels)]
+    variables = _items(args.vars)
+    out = build_store(args.src, args.out, levels, args.train_fraction, progress=True, variable=args.var,
+                      variables=variables)
     print(Store(out).summary())
     return 0
+
+
+def _items(values: list[str]) -> list[str]:
+    """Values given space- or comma-separated (`500 850` or `500,850`), as users of both habits type them."""
+    return [item for value in values for item in value.split(",") if item]
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise MegageoError(f"{flag}: '{text}' is not a number") from None
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -39,10 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     synth = actions.add_parser(
         "synth",
-        help="write synthetic NCEP-layout hgt.YYYY.nc files from a shallow-water model",
+        help="write synthetic NCEP-layout hgt/uwnd/vwnd.YYYY.nc files from a shallow-water model",
         description="Run a shallow-water model on the sphere (NCEP's 73x144 grid) from a balanced random start and "
-        "write 6-hourly geopotential height with Z500-like statistics (mean 5510 m, std 343 m) as NCEP-layout "
-        "yearly files hgt.YYYY.nc, ready for `megageo data build`. About 1.5 s of CPU per model day.",
+        "write 6-hourly geopotential height with Z500-like statistics (mean 5510 m, std 343 m) and the model's "
+        "winds as NCEP-layout yearly files hgt.YYYY.nc, uwnd.YYYY.nc and vwnd.YYYY.nc, ready for `megageo data "
+        "build`. About 1.5 s of CPU per model day.",
     )
     synth.add_argument("--out", required=True, help="directory for the hgt.YYYY.nc files (created if missing)")
     synth.add_argument("--days", type=float, required=True, help="model days to record (4 frames a day)")
@@ -57,14 +75,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = actions.add_parser(
         "build",
         help="build an HDF5 store from netCDF files",
-        description="Read geopotential height from netCDF files (NCEP R1 hgt.YYYY.nc, float32 or packed int16, or "
-        "any CF file with geopotential_height / geopotential), concatenate them in time order, and write "
-        "frames[T, C, H, W] with coordinates, per-level mean/std of the training split, and provenance. "
-        "Bad input stops with a one-line error and leaves no file.",
+        description="Read geopotential height (and, with --vars, winds and temperature) from netCDF files (NCEP R1 "
+        "hgt.YYYY.nc, uwnd.YYYY.nc, ..., float32 or packed int16, or any CF file with geopotential_height / "
+        "geopotential, eastward_wind, northward_wind, air_temperature), concatenate them in time order, and write "
+        "frames[T, C, H, W] (channels: each variable at each level) with coordinates, per-channel mean/std of the "
+        "training split, and provenance. Every variable's files must agree on time and grid. Bad input stops with "
+        "a one-line error and leaves no file.",
     )
     build.add_argument("--src", nargs="+", required=True, help="netCDF files, or directories of *.nc files")
     build.add_argument("--out", required=True, help="the store to write, e.g. data/z500.h5")
-    build.add_argument("--levels", type=float, nargs="+", default=[500.0], help="pressure levels in hPa (default 500)")
+    build.add_argument("--levels", nargs="+", default=["500"],
+                       help="pressure levels in hPa, e.g. 500 850 or 500,850 (default 500)")
+    build.add_argument("--vars", nargs="+", default=["hgt"],
+                       help="NCEP names of the variables, e.g. hgt,uwnd,vwnd,air (default hgt)")
     build.add_argument(
         "--train-fraction",
         type=float,

@@ -8,6 +8,7 @@ inputs, and the targets only where asked (the last block's rank).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ class WindowDataset(Dataset):
         t_in: int = 8,
         t_out: int = 1,
         stride: int = 1,
-        levels=None,
+        variables: Sequence[str] | None = None,
+        levels: Sequence[float] | None = None,
         frames_dtype: torch.dtype = torch.float32,
     ):
         if split not in ("train", "val"):
@@ -43,7 +45,7 @@ class WindowDataset(Dataset):
                 f"{self.store.dates(i)[0]}); windows need a regular step, not means or gappy series"
             )
         self.step_hours = float(steps[0]) if steps.size else 0.0
-        self.channels = self.store.channels(self.store.level if levels is None else levels)
+        self.channels = self.store.channels(variables, levels)
         self.mean = self.store.mean[self.channels].astype(np.float32)
         self.std = self.store.std[self.channels].astype(np.float32)
         span = t_in + t_out

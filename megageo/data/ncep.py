@@ -1,4 +1,4 @@
-"""Read geopotential height from CF netCDF files: NCEP/NCAR Reanalysis 1 `hgt.YYYY.nc` and others.
+"""Read atmospheric fields from CF netCDF files: NCEP/NCAR Reanalysis 1 `hgt.YYYY.nc`, `uwnd.YYYY.nc`, ... and others.
 
 Variables and coordinates are found by CF metadata (standard_name, units, axis, long_name), so PSL's
 `hgt(time, level, lat, lon)` and e.g. `z(time, pressure, latitude, longitude)` read alike. Where metadata is
@@ -7,7 +7,12 @@ lat/latitude, lon/longitude, time/valid_time) and `--var` names the variable out
 units takes its standard name's canonical units only when its magnitude agrees (the standard atmosphere's height
 at its highest level, or g0 times it), so geopotential in m² s⁻² is never read as metres.
 
-Values come back as float32 geopotential height in metres, (time, level, lat, lon), latitude north to south,
+The other variables (`megageo.data.variables`: winds, temperature) are found the same way, by standard name,
+then conventional name, and converted into the store's units (knots to m s⁻¹, °C to K); one without units is read
+in the store's units only if its mean is plausible for them.
+
+Values come back as float32 in the store's units (geopotential height in metres), (time, level, lat, lon), latitude
+north to south,
 longitude 0..360 ascending. Packed int16 files are unpacked in float64 (`add_offset + packed * scale_factor`) and
 rounded to float32 once; CF `geopotential` (m² s⁻², e.g. ERA5's `z`) is divided by g0 = 9.80665 m s⁻². Times
 keep the file's calendar (360_day, noleap, ...), re-counted from NCEP's origin; a time origin in year 1 works.
@@ -16,6 +21,7 @@ keep the file's calendar (360_day, noleap, ...), re-counted from NCEP's origin; 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from megageo.data.netcdf3 import required_bytes
+from megageo.data.variables import VARIABLES, Variable
 from megageo.errors import MegageoError
 
 G0 = 9.80665  # standard gravity (m s-2), WMO's conversion from geopotential to geopotential height
@@ -35,8 +42,8 @@ LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n"}
 LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e"}
 
 # Conventional names, used only where a variable's metadata says nothing (compared lower-case).
-HEIGHT_NAMES = {"hgt", "zg", "gh", "geopotential_height"}
 EITHER_NAMES = {"z"}  # ERA5's geopotential, others' height: its units, else its magnitude, decide
+HEIGHT_NAMES = VARIABLES["hgt"].names - EITHER_NAMES
 COORDINATE_NAMES = {
     "time": {"time", "valid_time"},
     "level": {"level", "lev", "plev", "pressure", "pressure_level", "isobaric", "isobaricinhpa"},
@@ -50,10 +57,10 @@ class NcSource:
     """What one file holds, learned from its metadata before any data is read."""
 
     path: Path
-    variable: str
+    variable: str  # the variable's name in the file
     dims: tuple[str, ...]  # the variable's dimensions, in file order
     roles: dict[str, str]  # dimension name -> "time" | "level" | "lat" | "lon"
-    per_metre: float  # units per metre of height: 1 for geopotential height, g0 for geopotential
+    per_unit: float  # file units per store unit: 1, g0 for geopotential, 1/0.514 for knots; store = x/per_unit + offset
     time: np.ndarray  # float64 hours since 1800-01-01 in `calendar`
     calendar: str
     levels: np.ndarray  # hPa, file order
@@ -61,6 +68,8 @@ class NcSource:
     lon: np.ndarray  # 0..360 ascending
     flip_lat: bool  # file stores latitude south to north
     lon_order: np.ndarray | None = None  # file columns in stored order, when the file's longitudes are not 0..360
+    kind: str = "hgt"  # which of `megageo.data.variables.VARIABLES` it is
+    offset: float = 0.0  # added after scaling: 273.15 for temperatures in °C
 
     def level_index(self, level: float) -> int:
         matches = np.flatnonzero(np.isclose(self.levels, level, atol=1e-3))
@@ -161,13 +170,30 @@ def _level_scale(var) -> float:
     return 0.01 if np.nanmax(np.abs(np.asarray(var[:], dtype=np.float64))) > 1100 else 1.0
 
 
+def unreadable_reason(path: Path) -> str | None:
+    """Why `path` cannot be read as a file, in words a user can act on (archives on HPC systems are full of
+    links to migrated or moved files); None if it can."""
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link to {os.readlink(path)}"
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "a directory, not a netCDF file"
+    if not path.is_file():
+        return "not a regular file (a pipe, socket or device)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
 @contextlib.contextmanager
 def opened(path: Path):
     """netCDF4.Dataset whose low-level failures (truncated, not netCDF) become one-line MegageoErrors."""
     import netCDF4
 
-    if not path.is_file():
-        raise MegageoError(f"{path}: no such file")
+    reason = unreadable_reason(path)
+    if reason is not None:
+        raise MegageoError(f"{path}: {reason}")
     try:
         required = required_bytes(path)
     except EOFError:
@@ -204,8 +230,58 @@ def _find_height_variable(ds, path: Path, name: str | None = None):
         if found:
             var, kind = found[0]
             return var, kind, _units_scale(var, kind, path)
-    raise MegageoError(f"{path}: no geopotential-height variable (variables: {', '.join(ds.variables)}); "
-                       "name it with --var")
+    return None
+
+
+def _find_field_variable(ds, path: Path, wanted: Variable, name: str | None = None):
+    """A non-height variable, and (per_unit, offset) from its units (None: no units), or None if the file has none.
+    Found by standard name, then by conventional name; `name` (--var) picks one."""
+    if name is not None:
+        var = ds.variables.get(name)
+        if var is None:
+            raise MegageoError(f"{path}: no variable '{name}' (variables: {', '.join(ds.variables)})")
+        return var, _field_units(var, wanted, path)
+    by_standard = [v for v in ds.variables.values() if v.ndim >= 3 and _attr(v, "standard_name") in wanted.standard_names]
+    by_name = [v for v in ds.variables.values()
+               if v.ndim >= 3 and not _attr(v, "standard_name") and v.name.lower() in wanted.names]
+    for found in (by_standard, by_name):
+        if len(found) > 1:
+            names = ", ".join(var.name for var in found)
+            raise MegageoError(f"{path}: several {wanted.long_name} variables: {names} (name one with --var)")
+        if found:
+            return found[0], _field_units(found[0], wanted, path)
+    return None
+
+
+def _field_units(var, wanted: Variable, path: Path) -> tuple[float, float] | None:
+    """(file units per store unit, offset) from the units attribute; None when it has none."""
+    units = _squeezed_units(var)
+    if not units:
+        return None
+    if units not in wanted.unit_spellings:
+        raise MegageoError(f"{path}: {wanted.long_name} '{var.name}' has units '{_raw_attr(var, 'units')}', "
+                           f"expected {wanted.units}")
+    scale, offset = wanted.unit_spellings[units]
+    return 1.0 / scale, offset
+
+
+def find_variable(ds, path: Path, kind: str, name: str | None = None):
+    """(variable, height kind for the magnitude check, (per_unit, offset) or None) for `kind`, or None if absent."""
+    if kind == "hgt":
+        found = _find_height_variable(ds, path, name)
+        if found is None:
+            return None
+        var, height_kind, per_metre = found
+        return var, height_kind, None if per_metre is None else (per_metre, 0.0)
+    found = _find_field_variable(ds, path, VARIABLES[kind], name)
+    return None if found is None else (found[0], None, found[1])
+
+
+def _absent(ds, path: Path, kind: str) -> MegageoError:
+    names = ", ".join(ds.variables)
+    if kind == "hgt":
+        return MegageoError(f"{path}: no geopotential-height variable (variables: {names}); name it with --var")
+    return MegageoError(f"{path}: no {VARIABLES[kind].long_name} variable (variables: {names}); name it with --var")
 
 
 def _scale_by_magnitude(var, roles: dict[str, str], levels: np.ndarray, kind: float | None, path: Path) -> float:
@@ -236,6 +312,22 @@ def _scale_by_magnitude(var, roles: dict[str, str], levels: np.ndarray, kind: fl
                        "set its units attribute")
 
 
+def _field_by_magnitude(var, roles: dict[str, str], wanted: Variable, path: Path) -> tuple[float, float]:
+    """A unit-less non-height field is taken in the store's units only if its mean at the first time is plausible."""
+    index = tuple(0 if roles[dim] == "time" else slice(None) for dim in var.dimensions)
+    var.set_auto_maskandscale(False)
+    raw = np.asarray(var[index])
+    valid = ~np.isin(raw, _fill_values(var, raw))
+    if raw.dtype.kind == "f":
+        valid &= ~np.isnan(raw)
+    mean = float(_unpack(var, raw[valid], 1.0).astype(np.float64).mean()) if valid.any() else float("nan")
+    low, high = wanted.plausible
+    if low <= mean <= high:
+        return 1.0, 0.0
+    raise MegageoError(f"{path}: {wanted.long_name} '{var.name}' has no units, and its mean at time index 0 "
+                       f"({mean:.1f}) is not plausible in {wanted.units}: set its units attribute")
+
+
 def _scalar_level(ds, var, path: Path) -> np.ndarray:
     """A single-level field names its pressure in a scalar coordinate (CF `coordinates` attribute)."""
     for name in str(getattr(var, "coordinates", "")).split():
@@ -245,56 +337,77 @@ def _scalar_level(ds, var, path: Path) -> np.ndarray:
     raise MegageoError(f"{path}: '{var.name}' has no pressure-level dimension or scalar pressure coordinate")
 
 
-def scan(path: Path, variable: str | None = None) -> NcSource:
-    """Metadata of one file: its height variable (or `variable`), coordinates and time axis (decoded with its
-    own calendar); longitudes become 0..360 ascending, latitudes north to south."""
+def scan(path: Path, variable: str | None = None, kind: str = "hgt") -> NcSource:
+    """Metadata of one file: its `kind` variable (or the one named `variable`), coordinates and time axis (decoded
+    with its own calendar); longitudes become 0..360 ascending, latitudes north to south."""
+    (source,) = scan_kinds(path, (kind,), variable).values()
+    return source
+
+
+def scan_kinds(path: Path, kinds: Sequence[str], variable: str | None = None) -> dict[str, NcSource]:
+    """What `scan` learns, for each of `kinds` the file holds (a file may hold several, like ERA5's, or one, like
+    NCEP's). A file holding none of them is refused; asked for one kind, the message names it."""
+    with opened(path) as ds:
+        found = {kind: hit for kind in kinds if (hit := find_variable(ds, path, kind, variable)) is not None}
+        if not found:
+            if len(kinds) == 1:
+                raise _absent(ds, path, kinds[0])
+            raise MegageoError(f"{path}: holds none of the variables asked for ({', '.join(kinds)}); its "
+                               f"variables: {', '.join(ds.variables)}")
+        return {kind: _describe_variable(ds, path, kind, *hit) for kind, hit in found.items()}
+
+
+def _describe_variable(ds, path: Path, kind: str, var, height_kind: float | None,
+                       units: tuple[float, float] | None) -> NcSource:
     import cftime
 
-    with opened(path) as ds:
-        var, kind, per_metre = _find_height_variable(ds, path, variable)
-        roles, coords = {}, {}
-        for dim in var.dimensions:
-            coord = ds.variables.get(dim)
-            role = _role(coord) if coord is not None else None
-            if role is None or role in coords:
-                raise MegageoError(f"{path}: cannot tell what dimension '{dim}' of '{var.name}' is (no CF metadata)")
-            roles[dim], coords[role] = role, coord
-        missing = {"time", "lat", "lon"} - set(coords)
-        if missing:
-            raise MegageoError(f"{path}: '{var.name}' lacks a {'/'.join(sorted(missing))} dimension")
-        time_var = coords["time"]
-        if not _attr(time_var, "units"):
-            raise MegageoError(f"{path}: time coordinate '{time_var.name}' has no units (like 'hours since "
-                               "1800-01-01'): cannot tell when its frames are")
-        calendar = _attr(time_var, "calendar") or "standard"
-        try:
-            dates = cftime.num2date(np.asarray(time_var[:], dtype=np.float64), _raw_attr(time_var, "units"), calendar)
-            time = np.asarray(cftime.date2num(dates, TIME_UNITS, calendar), dtype=np.float64).reshape(-1)
-        except (AttributeError, ValueError, TypeError) as error:
-            raise MegageoError(f"{path}: cannot decode time '{time_var.name}' ({error})") from None
-        if "level" in coords:
-            levels = np.asarray(coords["level"][:], dtype=np.float64) * _level_scale(coords["level"])
-        else:
-            levels = _scalar_level(ds, var, path)
-        if per_metre is None:
-            per_metre = _scale_by_magnitude(var, roles, levels, kind, path)
-        lat = np.asarray(coords["lat"][:], dtype=np.float64)
-        flip = lat.size > 1 and lat[0] < lat[-1]
-        lon, lon_order = _longitudes_0_to_360(np.asarray(coords["lon"][:], dtype=np.float64), path)
-        return NcSource(
-            path=path,
-            variable=var.name,
-            dims=tuple(var.dimensions),
-            roles=roles,
-            per_metre=per_metre,
-            time=time,
-            calendar=calendar,
-            levels=levels,
-            lat=lat[::-1].copy() if flip else lat,
-            lon=lon,
-            flip_lat=flip,
-            lon_order=lon_order,
-        )
+    roles, coords = {}, {}
+    for dim in var.dimensions:
+        coord = ds.variables.get(dim)
+        role = _role(coord) if coord is not None else None
+        if role is None or role in coords:
+            raise MegageoError(f"{path}: cannot tell what dimension '{dim}' of '{var.name}' is (no CF metadata)")
+        roles[dim], coords[role] = role, coord
+    missing = {"time", "lat", "lon"} - set(coords)
+    if missing:
+        raise MegageoError(f"{path}: '{var.name}' lacks a {'/'.join(sorted(missing))} dimension")
+    time_var = coords["time"]
+    if not _attr(time_var, "units"):
+        raise MegageoError(f"{path}: time coordinate '{time_var.name}' has no units (like 'hours since "
+                           "1800-01-01'): cannot tell when its frames are")
+    calendar = _attr(time_var, "calendar") or "standard"
+    try:
+        dates = cftime.num2date(np.asarray(time_var[:], dtype=np.float64), _raw_attr(time_var, "units"), calendar)
+        time = np.asarray(cftime.date2num(dates, TIME_UNITS, calendar), dtype=np.float64).reshape(-1)
+    except (AttributeError, ValueError, TypeError) as error:
+        raise MegageoError(f"{path}: cannot decode time '{time_var.name}' ({error})") from None
+    if "level" in coords:
+        levels = np.asarray(coords["level"][:], dtype=np.float64) * _level_scale(coords["level"])
+    else:
+        levels = _scalar_level(ds, var, path)
+    if units is None and kind == "hgt":
+        units = (_scale_by_magnitude(var, roles, levels, height_kind, path), 0.0)
+    elif units is None:
+        units = _field_by_magnitude(var, roles, VARIABLES[kind], path)
+    lat = np.asarray(coords["lat"][:], dtype=np.float64)
+    flip = lat.size > 1 and lat[0] < lat[-1]
+    lon, lon_order = _longitudes_0_to_360(np.asarray(coords["lon"][:], dtype=np.float64), path)
+    return NcSource(
+        path=path,
+        variable=var.name,
+        dims=tuple(var.dimensions),
+        roles=roles,
+        per_unit=units[0],
+        time=time,
+        calendar=calendar,
+        levels=levels,
+        lat=lat[::-1].copy() if flip else lat,
+        lon=lon,
+        flip_lat=flip,
+        lon_order=lon_order,
+        kind=kind,
+        offset=units[1],
+    )
 
 
 def _longitudes_0_to_360(lon: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -318,12 +431,14 @@ def _fill_values(var, raw: np.ndarray) -> list:
     return [value for fill in fills for value in np.atleast_1d(fill)]
 
 
-def _unpack(var, raw: np.ndarray, per_metre: float) -> np.ndarray:
+def _unpack(var, raw: np.ndarray, per_unit: float, shift: float = 0.0) -> np.ndarray:
+    """Packed or float values in the store's units: (add_offset + x·scale_factor) / per_unit + shift, in float64,
+    rounded to float32 once."""
     scale = float(getattr(var, "scale_factor", 1.0))
     offset = float(getattr(var, "add_offset", 0.0))
-    if raw.dtype == np.float32 and scale == 1.0 and offset == 0.0 and per_metre == 1.0:
+    if raw.dtype == np.float32 and scale == 1.0 and offset == 0.0 and per_unit == 1.0 and shift == 0.0:
         return raw
-    return ((offset + raw.astype(np.float64) * scale) / per_metre).astype(np.float32)
+    return ((offset + raw.astype(np.float64) * scale) / per_unit + shift).astype(np.float32)
 
 
 def iter_frames(source: NcSource, levels: Sequence[float], chunk: int = 64) -> Iterator[np.ndarray]:
@@ -359,7 +474,7 @@ def iter_frames(source: NcSource, levels: Sequence[float], chunk: int = 64) -> I
                     f"{source.path}: missing or NaN values in '{source.variable}' at time index {start + t} "
                     f"({date}), level {source.levels[channels[c]]:g} hPa"
                 )
-            block = _unpack(var, raw, source.per_metre)
+            block = _unpack(var, raw, source.per_unit, source.offset)
             if source.flip_lat:
                 block = block[:, :, ::-1]
             if source.lon_order is not None:

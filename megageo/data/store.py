@@ -3,8 +3,10 @@
 Layout (written by `megageo.data.build`):
     frames  [T, C, H, W] float32, chunked one frame at a time so any contiguous time slice reads cheaply
     time    [T] float64, attrs units (hours since 1800-01-01) and calendar
+    variable, units  [C] strings: each channel's NCEP variable name and units (absent in single-variable stores
+                     written before variables existed: geopotential height in m)
     level   [C] float64 hPa;  lat [H] degrees north, 90 -> -90;  lon [W] degrees east
-    mean, std  [C] float64 per level, over frames[:train_end] only (the chronological training split)
+    mean, std  [C] float64 per channel, over frames[:train_end] only (the chronological training split)
     attrs   train_end, train_fraction, sources (JSON: name, bytes, sha256, frames per source file)
 """
 
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from megageo.data.variables import channel_name
 from megageo.errors import MegageoError
 
 
@@ -36,6 +40,9 @@ class Store:
                 self.time_units = str(h5["time"].attrs["units"])
                 self.calendar = str(h5["time"].attrs["calendar"])
                 self.level, self.lat, self.lon = h5["level"][:], h5["lat"][:], h5["lon"][:]
+                channels = self.level.size
+                self.variable = np.array(h5["variable"].asstr()[:] if "variable" in h5 else ["hgt"] * channels)
+                self.units = np.array(h5["units"].asstr()[:] if "units" in h5 else ["m"] * channels)
                 self.mean, self.std = h5["mean"][:], h5["std"][:]
                 self.train_end = int(h5.attrs["train_end"])
                 self.train_fraction = float(h5.attrs["train_fraction"])
@@ -48,15 +55,22 @@ class Store:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def channels(self, levels) -> list[int]:
-        """Channel indices of the given pressure levels (hPa), in the order asked for."""
+    def channel_names(self) -> list[str]:
+        return [channel_name(name, level) for name, level in zip(self.variable, self.level)]
+
+    def channels(self, variables: Sequence[str] | None = None, levels: Sequence[float] | None = None) -> list[int]:
+        """Channel indices of every (variable, level) pair, variable-major in the order asked for; None stands for
+        all the store has. A pair the store lacks is one line naming the channels it has."""
+        variables = list(dict.fromkeys(self.variable)) if variables is None else variables
+        levels = list(dict.fromkeys(self.level.tolist())) if levels is None else levels
         index = []
-        for level in levels:
-            matches = np.flatnonzero(np.isclose(self.level, level))
-            if matches.size == 0:
-                have = ", ".join(f"{p:g}" for p in self.level)
-                raise MegageoError(f"{self.path}: level {level:g} hPa not in store (levels: {have} hPa)")
-            index.append(int(matches[0]))
+        for name in variables:
+            for level in levels:
+                matches = np.flatnonzero((self.variable == name) & np.isclose(self.level, level))
+                if matches.size == 0:
+                    raise MegageoError(f"{self.path}: no channel {channel_name(name, level)} ({name} at {level:g} hPa) "
+                                       f"in the store (channels: {', '.join(self.channel_names())})")
+                index.append(int(matches[0]))
         return index
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -96,15 +110,16 @@ class Store:
             step = f"irregular, {steps.min():g} to {steps.max():g} h" if steps.size else "single frame"
         lines = [
             f"store     {self.path}",
-            f"frames    {self.shape} [time, level, lat, lon] float32",
+            f"frames    {self.shape} [time, channel, lat, lon] float32",
             f"time      {first} .. {last}, step {step}, calendar {self.calendar}",
             f"lat       {self.lat[0]:g} .. {self.lat[-1]:g} ({self.lat.size} points)",
             f"lon       {self.lon[0]:g} .. {self.lon[-1]:g} ({self.lon.size} points)",
             f"split     train frames 0..{self.train_end - 1} ({self.train_fraction:g}), "
             f"val frames {self.train_end}..{len(self) - 1}",
-            "level (hPa)   mean (m)   std (m)   [train split]",
+            "channel     level (hPa)       mean        std   units   [train split]",
         ]
-        lines += [f"{p:>11g} {m:>10.1f} {s:>9.1f}" for p, m, s in zip(self.level, self.mean, self.std)]
+        lines += [f"{name:<11} {p:>11g} {m:>10.2f} {s:>10.2f}   {u}"
+                  for name, p, m, s, u in zip(self.variable, self.level, self.mean, self.std, self.units)]
         lines.append(f"sources   {len(self.sources)} file(s)")
         lines += [f"  {s['name']}  {s['frames']} frames  {s['bytes']} bytes  sha256 {s['sha256']}"
                   for s in self.sources]

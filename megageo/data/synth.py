@@ -1,4 +1,5 @@
-"""Synthetic reanalysis: a shallow-water model on the sphere, written as NCEP R1 `hgt.YYYY.nc` files.
+"""Synthetic reanalysis: a shallow-water model on the sphere, written as NCEP R1 `hgt.YYYY.nc`, `uwnd.YYYY.nc` and
+`vwnd.YYYY.nc` files.
 
 Why a model and not noise: forecasters must beat persistence, so the data needs real dynamics (Rossby waves
 advected by a westerly). torch-harmonics' ShallowWaterSolver on the equiangular 73 x 144 grid is exactly the NCEP
@@ -12,7 +13,10 @@ field's std, as for real Z500 (85.3 m / 343 m).
 
 Levels: the model has one layer, so every level is the same flow (an equivalent-barotropic atmosphere, close to
 the real mid-troposphere): the fluid depth, standardised with its mean and std at the end of spin-up, is mapped
-to each level's climatological mean and std in LEVEL_CLIMATOLOGY.
+to each level's climatological mean and std in LEVEL_CLIMATOLOGY. The winds are the model's own (from its
+vorticity and divergence, in m/s; 500 hPa as simulated), scaled at other levels by the ratio of their height std to
+500 hPa's, as an equivalent-barotropic atmosphere's winds grow with its height anomalies. They carry what the
+height field alone does not: the divergent flow and the balance the model keeps.
 """
 
 from __future__ import annotations
@@ -57,6 +61,14 @@ EDDY_SPEED = 15.0  # m/s, rms wind of the initial vortices
 EDDY_DEGREES = (3, 15)
 TIME_UNITS = "hours since 1800-01-01 00:00:0.0"  # PSL's spelling
 MISSING = np.float32(-9.96921e36)
+FIELD_ATTRS = {  # PSL's attributes of each variable, beside the shared ones in YearFile
+    "hgt": {"long_name": "4xDaily Geopotential height", "units": "m", "GRIB_id": np.int16(7), "GRIB_name": "HGT",
+            "var_desc": "Geopotential height"},
+    "uwnd": {"long_name": "4xDaily U-wind", "units": "m/s", "GRIB_id": np.int16(33), "GRIB_name": "UGRD",
+             "var_desc": "u-wind"},
+    "vwnd": {"long_name": "4xDaily V wind", "units": "m/s", "GRIB_id": np.int16(34), "GRIB_name": "VGRD",
+             "var_desc": "v-wind"},
+}
 COORDINATE_ATTRS = {  # PSL names and units
     "level": ("f4", {"units": "millibar", "long_name": "Level", "positive": "down", "axis": "Z"}),
     "lat": ("f4", {"units": "degrees_north", "long_name": "Latitude", "standard_name": "latitude", "axis": "Y"}),
@@ -104,7 +116,8 @@ def one_thread():
 
 
 def trajectory(seed: int, frames: int, spinup_days: float, progress: bool = True) -> Iterator[np.ndarray]:
-    """`frames` 6-hourly fluid-depth fields [73, 144], standardised by the state at the end of spin-up."""
+    """`frames` 6-hourly states [3, 73, 144]: the fluid depth, standardised by the state at the end of spin-up,
+    and the eastward and northward wind (m/s)."""
     import torch
     from torch_harmonics.examples import ShallowWaterSolver
     from tqdm import tqdm
@@ -126,17 +139,18 @@ def trajectory(seed: int, frames: int, spinup_days: float, progress: bool = True
         for _ in range(frames):
             state = solver.timestep(state, STEPS_PER_FRAME)
             bar.update()
-            yield (depth() - mean) / std
+            yield np.concatenate([((depth() - mean) / std)[None], solver.getuv(state[1:]).numpy()])
 
 
 class YearFile:
-    """One NCEP-layout `hgt.YYYY.nc` (netCDF4-classic float32, PSL's names and attributes), written under a
+    """One NCEP-layout `NAME.YYYY.nc` (netCDF4-classic float32, PSL's names and attributes), written under a
     temporary name and renamed on close so a crash leaves no half-written year."""
 
-    def __init__(self, out_dir: Path, year: int, levels: Sequence[int]):
+    def __init__(self, out_dir: Path, name: str, year: int, levels: Sequence[int]):
         import netCDF4
 
-        self.path = out_dir / f"hgt.{year}.nc"
+        self.name = name
+        self.path = out_dir / f"{name}.{year}.nc"
         self.publishing = atomic_path(self.path)
         ds = netCDF4.Dataset(self.publishing.__enter__(), "w", format="NETCDF4_CLASSIC")
         ds.setncatts(
@@ -156,15 +170,11 @@ class YearFile:
         ds["level"][:] = np.asarray(levels, dtype=np.float32)
         ds["lat"][:] = np.linspace(90, -90, NLAT, dtype=np.float32)
         ds["lon"][:] = np.arange(NLON, dtype=np.float32) * 2.5
-        hgt = ds.createVariable("hgt", "f4", ("time", "level", "lat", "lon"), fill_value=False)
-        hgt.setncatts(
+        field = ds.createVariable(self.name, "f4", ("time", "level", "lat", "lon"), fill_value=False)
+        field.setncatts(
             {
-                "long_name": "4xDaily Geopotential height",
-                "units": "m",
-                "precision": np.int16(0),
-                "GRIB_id": np.int16(7),
-                "GRIB_name": "HGT",
-                "var_desc": "Geopotential height",
+                **FIELD_ATTRS[self.name],
+                "precision": np.int16(0 if self.name == "hgt" else 2),
                 "level_desc": "Multiple levels",
                 "statistic": "Individual Obs",
                 "parent_stat": "Other",
@@ -176,7 +186,7 @@ class YearFile:
 
     def append(self, hours: float, fields: np.ndarray) -> None:
         self.ds["time"][self.count] = hours
-        self.ds["hgt"][self.count] = fields
+        self.ds[self.name][self.count] = fields
         self.count += 1
 
     def close(self) -> Path:
@@ -198,8 +208,8 @@ def synthesize(
     spinup_days: float = 3.0,
     progress: bool = True,
 ) -> list[Path]:
-    """Write `days` of 6-hourly synthetic geopotential height from `start` as yearly hgt.YYYY.nc files in
-    `out_dir`; returns their paths. The same seed gives byte-identical data."""
+    """Write `days` of 6-hourly synthetic geopotential height and winds from `start` as yearly hgt.YYYY.nc,
+    uwnd.YYYY.nc and vwnd.YYYY.nc files in `out_dir`; returns their paths. The same seed gives byte-identical data."""
     import netCDF4
 
     unknown = [level for level in levels if level not in LEVEL_CLIMATOLOGY]
@@ -215,19 +225,22 @@ def synthesize(
     out_dir.mkdir(parents=True, exist_ok=True)
     mean = np.array([LEVEL_CLIMATOLOGY[level][0] for level in levels])[:, None, None]
     std = np.array([LEVEL_CLIMATOLOGY[level][1] for level in levels])[:, None, None]
-    written, year_file = [], None
+    wind_scale = std / LEVEL_CLIMATOLOGY[500][1]
+    written: list[Path] = []
+    year_files: list[YearFile] = []
     try:
-        for i, anomaly in enumerate(trajectory(seed, round(days * 4), spinup_days, progress)):
+        for i, (anomaly, u, v) in enumerate(trajectory(seed, round(days * 4), spinup_days, progress)):
             when = first + dt.timedelta(hours=6 * i)
-            if year_file is None or year_file.path.name != f"hgt.{when.year}.nc":
-                if year_file is not None:
-                    written.append(year_file.close())
-                    year_file = None
-                year_file = YearFile(out_dir, when.year, levels)
-            year_file.append(netCDF4.date2num(when, TIME_UNITS, "standard"), mean + std * anomaly)
-        written.append(year_file.close())
+            if not year_files or year_files[0].path.name != f"hgt.{when.year}.nc":
+                written += [year_file.close() for year_file in year_files]
+                year_files = []
+                year_files = [YearFile(out_dir, name, when.year, levels) for name in FIELD_ATTRS]
+            hours = netCDF4.date2num(when, TIME_UNITS, "standard")
+            for year_file, fields in zip(year_files, (mean + std * anomaly, wind_scale * u, wind_scale * v)):
+                year_file.append(hours, fields)
+        written += [year_file.close() for year_file in year_files]
     except BaseException:
-        if year_file is not None:
+        for year_file in year_files:
             year_file.discard()
         raise
     return written

@@ -39,8 +39,9 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     data = config.data
     frames_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[data.frames_dtype]
     leads = data.t_out * config.train.rollout_steps
-    train_set = WindowDataset(data.store, "train", data.t_in, leads, data.stride, frames_dtype=frames_dtype)
-    val_set = WindowDataset(data.store, "val", data.t_in, leads, data.stride, frames_dtype=frames_dtype)
+    channels = dict(variables=data.variables or None, levels=data.levels or None, frames_dtype=frames_dtype)
+    train_set = WindowDataset(data.store, "train", data.t_in, leads, data.stride, **channels)
+    val_set = WindowDataset(data.store, "val", data.t_in, leads, data.stride, **channels)
     run_dir = Path(config.train.out_dir)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.train.keep_last, is_writer=launch.rank == 0)
     if not resume and checkpoints.latest_tag() is not None:
@@ -62,7 +63,9 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     dist.barrier()
     metadata = {
         "layout": layout.as_dict(), "config": config.to_dict(), "frame_shape": list(frame_shape),
-        "normalization": {"store": str(data.store), "levels": train_set.store.level[train_set.channels].tolist(),
+        "normalization": {"store": str(data.store), "variables": train_set.store.variable[train_set.channels].tolist(),
+                          "levels": train_set.store.level[train_set.channels].tolist(),
+                          "units": train_set.store.units[train_set.channels].tolist(),
                           "mean": train_set.mean.tolist(), "std": train_set.std.tolist()},
     }
     loop = Loop(config, engine, TrainBatches(train_set, sharding, config.train.seed),

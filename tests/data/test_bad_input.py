@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import netCDF4
 import numpy as np
 import pytest
@@ -46,8 +48,26 @@ def with_bad_value(path, value, packed=None):
     return path
 
 
+def broken_link(path):
+    path.symlink_to(path.parent / "migrated" / "hgt.1979.nc")
+    return path
+
+
+def directory(path):
+    path.mkdir()
+    return path
+
+
+def pipe(path):
+    os.mkfifo(path)
+    return path
+
+
 CASES = {
     "missing file": (lambda p: p, r"in\.nc: no such file or directory"),
+    "broken link": (broken_link, r"in\.nc: broken symbolic link to .+/migrated/hgt\.1979\.nc$"),
+    "directory named .nc": (directory, r"in\.nc: directory holds no \.nc files$"),
+    "pipe": (pipe, r"in\.nc: not a regular file \(a pipe, socket or device\)$"),
     "truncated netCDF3": (lambda p: truncated(p, packed=(1.0, 5000.0)),
                           r"in\.nc: truncated: 1260 bytes, its header needs 1757"),
     "truncated netCDF4": (truncated, r"in\.nc: not a readable netCDF file, truncated or another format\?"),
@@ -69,7 +89,7 @@ def test_bad_file_gives_one_line_and_no_store(tmp_path, case):
     with pytest.raises(MegageoError, match=message) as error:
         build_store([source], tmp_path / "s.h5")
     assert "\n" not in str(error.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == (["in.nc"] if source.exists() else [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["in.nc"] if source.exists() or source.is_symlink() else [])
 
 
 def two_files(tmp_path, second_hours, **second):
@@ -111,6 +131,14 @@ def test_failed_build_keeps_an_existing_store(tmp_path):
     with pytest.raises(MegageoError):
         build_store([with_bad_value(tmp_path / "bad.nc", np.nan)], store)
     assert store.read_bytes() == before
+
+
+def test_a_folder_of_sources_names_the_entry_it_cannot_read(tmp_path):
+    good(tmp_path / "hgt.1979.nc")
+    (tmp_path / "hgt.1980.nc").mkdir()
+    with pytest.raises(MegageoError, match=r"hgt\.1980\.nc: a directory, not a netCDF file$"):
+        build_store([tmp_path], tmp_path / "s.h5")
+    assert not (tmp_path / "s.h5").exists()
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):

@@ -63,4 +63,7 @@ def test_summary_names_shape_time_grid_levels_stats_split_and_sources(tmp_path):
                      "90 .. -90 (5 points)", "0 .. 315 (8 points)", "train frames 0..8 (0.9), val frames 9..9",
                      "hgt.1979.nc  10 frames"):
         assert expected in summary
-    assert summary.count("\n        500 ") == 1 and summary.count("\n        200 ") == 1
+    store = Store(tmp_path / "s.h5")
+    for channel, level in enumerate((500, 200)):
+        line = f"hgt         {level:>11} {store.mean[channel]:>10.2f} {store.std[channel]:>10.2f}   m"
+        assert summary.count(f"\n{line}\n") == 1, summary

@@ -1,5 +1,6 @@
 """The synthetic reanalysis: deterministic per seed, NCEP layout, and real dynamics (persistence beatable but
-not trivial, steady statistics), ingested by the same `data build` path as real files."""
+not trivial, steady statistics, winds in geostrophic balance with the heights but not identical to it), ingested
+by the same `data build` path as real files."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def short_run(out, seed):
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path):
     first, again, other = (short_run(tmp_path / name, seed) for name, seed in (("a", 7), ("b", 7), ("c", 8)))
-    assert [p.name for p in first] == ["hgt.1979.nc", "hgt.1980.nc"]
+    assert [p.name for p in first] == ["hgt.1979.nc", "uwnd.1979.nc", "vwnd.1979.nc",
+                                       "hgt.1980.nc", "uwnd.1980.nc", "vwnd.1980.nc"]
     a, b, c = read_files(first), read_files(again), read_files(other)
     assert a.keys() == b.keys() == c.keys()
     assert all(np.array_equal(a[key], b[key]) for key in a)
@@ -38,10 +40,14 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 
 
 def test_files_have_the_ncep_layout(tmp_path):
-    (path,) = synthesize(tmp_path, days=0.25, seed=0, levels=(850, 500), spinup_days=0, progress=False)
-    with netCDF4.Dataset(path) as ds:
-        assert ds["hgt"].dimensions == ("time", "level", "lat", "lon")
-        assert ds["hgt"].dtype == np.float32 and ds["hgt"].units == "m"
+    paths = synthesize(tmp_path, days=0.25, seed=0, levels=(850, 500), spinup_days=0, progress=False)
+    assert [path.name for path in paths] == ["hgt.1979.nc", "uwnd.1979.nc", "vwnd.1979.nc"]
+    for path, units in zip(paths, ("m", "m/s", "m/s")):
+        name = path.name.split(".")[0]
+        with netCDF4.Dataset(path) as ds:
+            assert ds[name].dimensions == ("time", "level", "lat", "lon")
+            assert ds[name].dtype == np.float32 and ds[name].units == units
+    with netCDF4.Dataset(paths[0]) as ds:
         assert ds["time"].units == "hours since 1800-01-01 00:00:0.0"
         assert ds["level"][:].tolist() == [850.0, 500.0]
         assert ds["lat"][[0, 1, -1]].tolist() == [90.0, 87.5, -90.0]
@@ -54,12 +60,14 @@ def twelve_days(tmp_path_factory):
     """12 days after 2 days of spin-up, through the CLI: synth, build, inspect."""
     root = tmp_path_factory.mktemp("synth")
     assert main(["data", "synth", "--out", str(root / "nc"), "--days", "12", "--seed", "0", "--spinup-days", "2"]) == 0
-    assert main(["data", "build", "--src", str(root / "nc"), "--out", str(root / "z500.h5")]) == 0
+    assert main(["data", "build", "--src", str(root / "nc"), "--out", str(root / "z500.h5"),
+                 "--vars", "hgt,uwnd,vwnd"]) == 0
     return Store(root / "z500.h5")
 
 
 def test_cli_builds_a_store_from_synthetic_files(twelve_days, capsys):
-    assert twelve_days.shape == (48, 1, 73, 144)
+    assert twelve_days.shape == (48, 3, 73, 144)
+    assert twelve_days.channel_names() == ["hgt500", "uwnd500", "vwnd500"]
     assert twelve_days.steps().tolist() == [6.0] * 47
     assert str(twelve_days.dates(0)[0]) == "1979-01-01 00:00:00"
     assert main(["data", "inspect", str(twelve_days.path)]) == 0
@@ -67,7 +75,7 @@ def test_cli_builds_a_store_from_synthetic_files(twelve_days, capsys):
 
 
 def test_statistics_resemble_z500_and_stay_steady(twelve_days):
-    z = twelve_days.read(0, 48).astype(np.float64)
+    z = twelve_days.read(0, 48)[:, 0].astype(np.float64)
     assert abs(z.mean() - 5509.7) < 30 and abs(z.std() / 343.3 - 1) < 0.1
     first, second = z[:24], z[24:]
     assert abs(first.mean() - second.mean()) < 20 and abs(first.std() / second.std() - 1) < 0.1
@@ -75,10 +83,28 @@ def test_statistics_resemble_z500_and_stay_steady(twelve_days):
 
 def test_persistence_is_beatable_but_not_trivial(twelve_days):
     """Real NCEP Z500: 24 h persistence RMSE 85.3 m, a quarter of the 343 m std."""
-    z = twelve_days.read(0, 48).astype(np.float64)
+    z = twelve_days.read(0, 48)[:, 0].astype(np.float64)
 
     def persistence(lag: int) -> float:
         return float(np.sqrt(np.mean((z[lag:] - z[:-lag]) ** 2)))
 
     assert persistence(1) < 0.5 * persistence(4)
     assert 0.1 < persistence(4) / z.std() < 0.5
+
+
+def test_winds_are_geostrophic_in_midlatitudes_but_not_only(twelve_days):
+    """In 30-70° of either hemisphere the winds follow the heights' geostrophic wind, u_g = -(g/f) ∂Z/∂y and
+    v_g = (g/f) ∂Z/∂x (correlation above 0.95), as real 500 hPa winds do, yet they are not a function of the
+    heights alone: the correlation stays below 0.995 (at least 1 % of their variance is ageostrophic, the divergent
+flow the heights do not show)."""
+    frames = twelve_days.read(0, 48).astype(np.float64)
+    z, u, v = frames[:, 0], frames[:, 1], frames[:, 2]
+    lat, lon = np.deg2rad(twelve_days.lat), np.deg2rad(twelve_days.lon)
+    radius, omega, g = 6.371e6, 7.292e-5, 9.80665
+    f = 2 * omega * np.sin(lat)[None, :, None]
+    u_g = -g / f * np.gradient(z, lat, axis=1) / radius
+    v_g = g / f * np.gradient(z, lon, axis=2) / (radius * np.cos(lat)[None, :, None])
+    band = (np.abs(twelve_days.lat) >= 30) & (np.abs(twelve_days.lat) <= 70)
+    for wind, geostrophic in ((u, u_g), (v, v_g)):
+        correlation = np.corrcoef(wind[:, band].ravel(), geostrophic[:, band].ravel())[0, 1]
+        assert 0.95 < correlation < 0.995

@@ -19,12 +19,17 @@ MIXERS = {
 """Each mixer at tiny size, as `model.mixer` override values."""
 
 
-def write_netcdf(path: Path, seed: int = 0) -> Path:
-    """A smooth random walk in NCEP R1's file layout (6-hourly, metres), enough for the real `build_store`."""
+TINY_FIELDS = {"hgt": (5500.0, 30.0, "m", "4xDaily Geopotential height"), "uwnd": (10.0, 1.0, "m/s", "4xDaily U-wind")}
+"""NCEP name -> (mean, random-walk step, units, PSL's long_name)."""
+
+
+def write_netcdf(path: Path, seed: int = 0, variable: str = "hgt") -> Path:
+    """A smooth random walk of `variable` in NCEP R1's file layout (6-hourly), enough for the real `build_store`."""
     import netCDF4
 
+    mean, step, units, long_name = TINY_FIELDS[variable]
     rng = np.random.default_rng(seed)
-    field = 5500.0 + np.cumsum(rng.normal(0.0, 30.0, size=(FRAMES, 1, *GRID)), axis=0)
+    field = mean + np.cumsum(rng.normal(0.0, step, size=(FRAMES, 1, *GRID)), axis=0)
     with netCDF4.Dataset(path, "w", format="NETCDF4_CLASSIC") as ds:
         for name, size in (("time", None), ("level", 1), ("lat", GRID[0]), ("lon", GRID[1])):
             ds.createDimension(name, size)
@@ -40,16 +45,17 @@ def write_netcdf(path: Path, seed: int = 0) -> Path:
         ds["level"][:] = [500.0]
         ds["lat"][:] = np.linspace(80.0, -80.0, GRID[0])
         ds["lon"][:] = np.arange(GRID[1]) * 360.0 / GRID[1]
-        hgt = ds.createVariable("hgt", "f4", ("time", "level", "lat", "lon"))
-        hgt.setncatts({"units": "m", "long_name": "4xDaily Geopotential height"})
-        hgt[:] = field.astype(np.float32)
+        var = ds.createVariable(variable, "f4", ("time", "level", "lat", "lon"))
+        var.setncatts({"units": units, "long_name": long_name})
+        var[:] = field.astype(np.float32)
     return path
 
 
-def build_tiny_store(directory: Path) -> Path:
+def build_tiny_store(directory: Path, variables: tuple[str, ...] = ("hgt",)) -> Path:
     from megageo.data.build import build_store
 
-    return build_store([write_netcdf(directory / "hgt.1979.nc")], directory / "store.h5", levels=(500,))
+    files = [write_netcdf(directory / f"{name}.1979.nc", seed, name) for seed, name in enumerate(variables)]
+    return build_store(files, directory / "store.h5", levels=(500,), variables=variables)
 
 
 def tiny_overrides(store: Path, out_dir: Path, **settings) -> list[str]:

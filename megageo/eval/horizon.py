@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from megageo.errors import MegageoError
 
 USEFUL_ACC = 0.6
-DEFINITION = (f"the last lead of the initial run of leads with ACC >= {USEFUL_ACC:g} (a forecast that falls below "
+DEFINITION = (f"The last lead of the initial run of leads with ACC >= {USEFUL_ACC:g} (a forecast that falls below "
               f"and later recovers is not credited with the later leads); none when the first lead already falls "
               f"short; at least the last scored lead when no lead falls short.")
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from megageo.errors import MegageoError
-from megageo.eval.baselines import baseline_forecasts
+from megageo.eval.baselines import BATCH_MEAN, baseline_forecasts
 from megageo.eval.climatology import Climatology
 from megageo.eval.horizon import DEFINITION as HORIZON_DEFINITION
 from megageo.eval.horizon import USEFUL_ACC, describe_horizon, skill_horizon
@@ -34,15 +34,17 @@ DEFINITIONS = {
            "without anomalies.",
     "acc_batch_mean": "Seed paper's variant: anomalies against the batch-mean truth field, one unweighted "
                       "correlation over the whole batch; for comparison with the paper only.",
-    "skill_horizon_hours": f"Useful-skill horizon from the ACC above: {HORIZON_DEFINITION}",
+    "skill_horizon_hours": f"{HORIZON_DEFINITION} Not given for the paper's batch-mean climatology: it is built "
+                           "from the verifying fields themselves, so its ACC measures how alike the samples are, "
+                           "not skill.",
 }
 
 
 def build_report(truth: np.ndarray, forecasts: Mapping[str, np.ndarray], climatology: np.ndarray, lat: Any,
                  lead_hours: Sequence[float], **context: Any) -> dict[str, Any]:
-    """Score every forecast ``[N, T_out, C, H, W]`` (metres) against ``truth`` at each lead, and give each its
-    useful-skill horizon (``skill_horizon_hours``, null when it has none), kept with its scores so that reports of
-    the same samples merge by merging their ``forecasts``.
+    """Score every forecast ``[N, T_out, C, H, W]`` (metres) against ``truth`` at each lead, and give each real
+    forecast its useful-skill horizon (``skill_horizon_hours``, null when it has none), kept with its scores so
+    that reports of the same samples merge by merging their ``forecasts``.
 
     ``climatology`` is the day-of-year/hour-of-day field at each valid time (the ACC reference);
     ``context`` (run name, checkpoint, split, ...) is stored alongside the numbers.
@@ -56,7 +58,8 @@ def build_report(truth: np.ndarray, forecasts: Mapping[str, np.ndarray], climato
         "n_samples": int(truth.shape[0]),
         "context": dict(context),
         "definitions": DEFINITIONS,
-        "forecasts": {name: {**metrics, "skill_horizon_hours": skill_horizon(metrics["acc"], leads)}
+        "forecasts": {name: metrics if name == BATCH_MEAN else
+                      {**metrics, "skill_horizon_hours": skill_horizon(metrics["acc"], leads)}
                       for name, metrics in scores.items()},
     }
 
@@ -89,7 +92,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"| {hours:g} | {name} | " + " | ".join(cells) + " |")
     lines += ["", f"| Forecast | Useful-skill horizon (ACC ≥ {USEFUL_ACC:g}) |", "|:---|---:|"]
     lines.extend(f"| {name} | {describe_horizon(scores['skill_horizon_hours'], report['lead_hours'])} |"
-                 for name, scores in report["forecasts"].items())
+                 for name, scores in report["forecasts"].items() if "skill_horizon_hours" in scores)
     lines.append("")
     lines.extend(f"- **{COLUMNS[metric][0]}**: {report['definitions'][metric]}" for metric in METRIC_NAMES)
     lines.append(f"- **Useful-skill horizon**: {report['definitions']['skill_horizon_hours']}")

@@ -89,3 +89,6 @@ def test_evaluation_scores_models_next_to_all_baselines():
     assert scores[CLIMATOLOGY]["lat_weighted_rmse"] == [pytest.approx(20.0, rel=1e-12)] * 2  # mean of 10, 20, 30
     assert scores[CLIMATOLOGY]["acc"] == [0.0, 0.0]
     assert scores["model"]["acc"] == [pytest.approx(1.0, rel=1e-12)] * 2
+    # A horizon for every real forecast; the batch mean is made of the verifying fields, so it gets none.
+    assert {name: s.get("skill_horizon_hours", "absent") for name, s in scores.items()} == {
+        "model": 12.0, PERSISTENCE: 12.0, CLIMATOLOGY: None, BATCH_MEAN: "absent"}

@@ -2,8 +2,8 @@
 
 Synthesise reanalysis → build the store → train the tiny GLA and the tiny Transformer on the same budget →
 evaluate both against persistence and climatology at every lead to five days → benchmark both over sequence
-lengths → write a markdown report with the figures. Every step is the ordinary `megageo` command a user would run, in a child process, so
-the demo exercises exactly the user-facing paths and its progress bars show as they run.
+lengths → write a markdown report with the figures. Every step is the ordinary `megageo` command a user would run,
+in a child process, so the demo exercises exactly the user-facing paths and its progress bars show as they run.
 """
 
 from __future__ import annotations

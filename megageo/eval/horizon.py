@@ -1,8 +1,7 @@
 """Useful-skill horizon: how far ahead a forecast keeps an anomaly correlation of at least 0.6.
 
-ACC = 0.6 is the customary limit of useful synoptic skill for Z500 (the threshold behind ECMWF's headline
-"forecast day" score), so one number per forecast says how long it is worth reading, where a per-lead table
-needs a reader to scan twenty rows.
+ACC = 0.6 is the customary limit of useful synoptic skill for Z500 in medium-range verification, so one number per
+forecast says how far ahead it is worth reading, where a per-lead table needs a reader to scan twenty rows.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ def skill_horizon(acc: Sequence[float], lead_hours: Sequence[float], threshold: 
 
 
 def describe_horizon(horizon: float | None, lead_hours: Sequence[float]) -> str:
-    """`72 h`, `none` or `≥ 120 h` (skilful at every scored lead, so the horizon lies beyond what was scored)."""
+    """`72 h`, `none (ACC < 0.6 at 6 h)` or `≥ 120 h` (skilful at every scored lead: the horizon lies at or beyond
+    the last one, so a reader knows to score further)."""
     if horizon is None:
         return f"none (ACC < {USEFUL_ACC:g} at {lead_hours[0]:g} h)"
     return f"≥ {horizon:g} h" if horizon == lead_hours[-1] else f"{horizon:g} h"

@@ -26,7 +26,7 @@ def test_report_states_numbers_from_its_own_evaluations(demo: Path) -> None:
     report = (demo / "report.md").read_text()
     gla = json.loads((demo / "eval" / "gla" / "eval.json").read_text())
     transformer = json.loads((demo / "eval" / "transformer" / "eval.json").read_text())
-    assert gla["lead_hours"] == [6.0, 12.0, 18.0, 24.0]
+    assert gla["lead_hours"] == [6.0 * step for step in range(1, 21)]  # five days by rollout
     model_rmse = gla["forecasts"]["gla"]["lat_weighted_rmse"][3]
     persistence_rmse = gla["forecasts"]["persistence"]["lat_weighted_rmse"][3]
     transformer_rmse = transformer["forecasts"]["transformer"]["lat_weighted_rmse"][3]
@@ -35,10 +35,20 @@ def test_report_states_numbers_from_its_own_evaluations(demo: Path) -> None:
     assert f"{model_rmse / persistence_rmse:.2f}× persistence" in report
     scores = {name: gla["forecasts"][name] for name in ("gla", "persistence")}
     for metric, key, better in (("RMSE at or below", "lat_weighted_rmse", float.__le__), ("ACC above", "acc", float.__gt__)):
-        won = [f"{hours:g} h" for hours, m, p in zip(gla["lead_hours"], scores["gla"][key], scores["persistence"][key])
-               if better(m, p)]
+        won = [f"{hours:g} h" for hours, m, p in zip(gla["lead_hours"][:4], scores["gla"][key],
+                                                     scores["persistence"][key]) if better(m, p)]
         beaten = "every lead" if len(won) == 4 else f"only {', '.join(won)}" if won else "no lead"
         assert f"Its {metric} persistence at {beaten} (6 h to 24 h)." in report
+    horizon = {}
+    for name, evaluation in (("gla", gla), ("transformer", transformer), ("persistence", gla)):
+        acc = evaluation["forecasts"][name]["acc"]
+        skilful = next((lead for lead, value in enumerate(acc) if value < 0.6), len(acc))  # leads before the first drop
+        horizon[name] = gla["lead_hours"][skilful - 1] if skilful else None
+        assert evaluation["forecasts"][name]["skill_horizon_hours"] == horizon[name], name
+    words = {name: "none (ACC < 0.6 at 6 h)" if hours is None else f"≥ {hours:g} h" if hours == 120 else f"{hours:g} h"
+             for name, hours in horizon.items()}
+    assert (f"Rolled out to 120 h, useful skill (ACC ≥ 0.6) lasts {words['gla']} for the tiny GLA, "
+            f"{words['transformer']} for the tiny Transformer and {words['persistence']} for persistence.") in report
     assert gla["forecasts"]["persistence"] == transformer["forecasts"]["persistence"]  # same samples for both
     for figure in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
         assert (demo / figure).stat().st_size > 10_000, figure

@@ -12,10 +12,12 @@ CHECKPOINT_HELP = ("a release checkpoint (.safetensors from `megageo convert con
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval", help="score a checkpoint against persistence and climatology on the validation split",
-        description="Evaluate a checkpoint on the validation split at 6-hourly leads up to T_out (+ --rollout-steps "
-        "autoregressive steps): RMSE (the seed paper's eq. 13), latitude-weighted RMSE and ACC (WeatherBench 2), "
-        "and the paper's batch-mean ACC, next to persistence and climatology baselines on the same samples. Writes "
-        "eval.json, eval.md, maps.png (forecast/truth/error), rmse_vs_lead.png and, for a run, loss.png.",
+        description="Evaluate a checkpoint on the validation split at every 6-hourly lead up to T_out, or up to "
+        "--lead-hours by feeding the model's forecasts back (autoregressive rollout): RMSE (the seed paper's eq. 13), "
+        "latitude-weighted RMSE and ACC (WeatherBench 2), and the paper's batch-mean ACC, next to persistence and "
+        "climatology baselines on the same samples, and each forecast's useful-skill horizon (the last lead of the "
+        "initial run of leads with ACC >= 0.6). Writes eval.json, eval.md, maps.png (forecast/truth/error), "
+        "rmse_vs_lead.png, acc_vs_lead.png and, for a run, loss.png.",
     )
     evaluate.add_argument("checkpoint", help=CHECKPOINT_HELP)
     evaluate.add_argument("--out", type=Path, required=True, help="output folder")
@@ -23,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--samples", type=int, default=256,
                           help="validation windows, evenly spread over the split (default: 256, as in the paper)")
     evaluate.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: 32)")
-    evaluate.add_argument("--rollout-steps", type=int, default=0,
-                          help="extra autoregressive 6-hourly steps beyond the model's T_out (default: 0)")
+    evaluate.add_argument("--lead-hours", type=float, default=None,
+                          help="longest lead to score, a multiple of 6 h and at least the model's T_out x 6 h; leads "
+                          "beyond T_out are rolled out, e.g. 120 for five days (default: T_out x 6 h)")
     evaluate.add_argument("--map-sample", type=int, default=0, help="which evaluated sample to map (default: 0)")
     evaluate.add_argument("--name", default=None, help="label of the model in tables and plots (default: mixer)")
     evaluate.set_defaults(func=run_eval)
@@ -48,7 +51,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from megageo.eval.report import report_markdown
 
     report = evaluate_checkpoint(args.checkpoint, args.out, args.store, args.samples, args.batch_size,
-                                 args.rollout_steps, args.map_sample, args.name)
+                                 args.lead_hours, args.map_sample, args.name)
     print(report_markdown(report))
     print(f"wrote {args.out}/eval.json, eval.md and figures")
     return 0

@@ -1,7 +1,8 @@
 """Evaluate a trained forecaster on the validation split next to persistence and climatology (`megageo eval`).
 
 The model runs on one CPU process from a release checkpoint (or a DeepSpeed checkpoint consolidated in memory).
-Forecasts beyond the model's `T_out` are autoregressive rollouts; every score is in metres, at 6-hourly leads.
+Forecasts beyond the model's `T_out` (to `--lead-hours`) are autoregressive rollouts, scored on validation windows
+long enough to verify every lead; every score is in metres, at 6-hourly leads.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import numpy as np
 import torch
 
 from megageo.data.dataset import WindowDataset
+from megageo.data.store import Store
 from megageo.errors import MegageoError
 from megageo.eval.climatology import Climatology
-from megageo.model.rollout import rollout
+from megageo.model.rollout import leads_for_hours, rollout
 
 
 @dataclass
@@ -41,6 +43,18 @@ def normalised_dataset(store: str | Path, stats: dict[str, Any], split: str, t_i
     dataset.mean = np.asarray(stats["mean"], dtype=np.float32)
     dataset.std = np.asarray(stats["std"], dtype=np.float32)
     return dataset
+
+
+def scored_leads(lead_hours: float | None, t_out: int, step_hours: float) -> int:
+    """Frames to score: the model's own T_out, or every step to `lead_hours` by rollout. A horizon shorter than
+    T_out is refused rather than truncated: it would silently drop leads the model was trained to forecast."""
+    if lead_hours is None:
+        return t_out
+    leads = leads_for_hours(lead_hours, step_hours)
+    if leads < t_out:
+        raise MegageoError(f"--lead-hours {lead_hours:g} is shorter than the model's own forecast: T_out = {t_out} "
+                           f"steps of {step_hours:g} h = {t_out * step_hours:g} h")
+    return leads
 
 
 def evenly_spaced(count: int, limit: int) -> np.ndarray:
@@ -96,9 +110,11 @@ def model_step(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
 
 
 def evaluate_checkpoint(checkpoint: str | Path, out_dir: Path, store: str | None = None, max_samples: int = 256,
-                        batch_size: int = 32, rollout_steps: int = 0, map_sample: int = 0,
+                        batch_size: int = 32, lead_hours: float | None = None, map_sample: int = 0,
                         name: str | None = None) -> dict[str, Any]:
-    """Score a checkpoint on the validation split and write eval.json, eval.md and the figures into `out_dir`."""
+    """Score a checkpoint on the validation split at every step to `lead_hours` (default: its T_out) and write
+    eval.json, eval.md and the figures into `out_dir`. Bad leads or a split too short for them fail before the
+    model is built or anything is written."""
     from tqdm import tqdm
 
     from megageo.convert.release import build_model, load_release
@@ -108,7 +124,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: Path, store: str | None
     release = load_release(checkpoint)
     config = release.config
     store = store or config.data.store
-    leads = config.data.t_out + rollout_steps
+    leads = scored_leads(lead_hours, config.data.t_out, float(Store(store).steps()[0]))
     dataset = normalised_dataset(store, release.stats, "val", config.data.t_in, leads)
     indices = evenly_spaced(len(dataset), max_samples)
     if not 0 <= map_sample < len(indices):
@@ -132,6 +148,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: Path, store: str | None
         title=f"{label}: Z500 at +{forecasts.lead_hours[last]:g} h, valid {forecasts.valid_times[map_sample, last]}",
     )
     plot_metric_vs_lead(report, out_dir / "rmse_vs_lead.png")
+    plot_metric_vs_lead(report, out_dir / "acc_vs_lead.png", "acc")
     metrics = next((folder / "metrics.jsonl" for folder in (Path(checkpoint), Path(checkpoint).parent)
                     if (folder / "metrics.jsonl").is_file()), None)
     if metrics is not None:

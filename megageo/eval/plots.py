@@ -22,6 +22,7 @@ from matplotlib.ticker import FuncFormatter, NullLocator
 
 from megageo.io.atomic import atomic_path
 from megageo.eval.baselines import BATCH_MEAN, CLIMATOLOGY, PERSISTENCE
+from megageo.eval.horizon import USEFUL_ACC
 from megageo.eval.metrics import lat_weighted_rmse
 
 CONTOUR_INTERVAL_M = 60.0  # the customary 6 dam spacing of Z500 charts
@@ -104,14 +105,17 @@ def plot_forecast_maps(forecast: np.ndarray, truth: np.ndarray, lat: Any, lon: A
 
 def plot_metric_vs_lead(report: Mapping[str, Any], path: str | os.PathLike,
                         metric: str = "lat_weighted_rmse") -> Path:
-    """One line per forecast in an evaluation report against lead time (the paper's Fig. 5)."""
+    """One line per forecast in an evaluation report against lead time (the paper's Fig. 5). ACC gets the 0.6 line
+    of useful skill, where each forecast's skill horizon lies; leads beyond two days are labelled by the day."""
     figure = Figure(figsize=(9, 4.5), layout="constrained")
     ax = figure.subplots()
     leads = report["lead_hours"]
     for name, scores in report["forecasts"].items():
         style = BASELINE_STYLES.get(name, {"marker": "o", "linewidth": 2})
         ax.plot(leads, scores[metric], label=name, **style)
-    ax.set_xticks(leads)
+    if metric == "acc":
+        ax.axhline(USEFUL_ACC, color="firebrick", linewidth=1, label=f"useful skill (ACC {USEFUL_ACC:g})")
+    ax.set_xticks(leads if leads[-1] <= 48 else [hours for hours in leads if hours % 24 == 0])
     ax.set_xlabel("Lead time (h)")
     ax.set_ylabel(METRIC_AXIS_LABELS[metric])
     ax.set_title(f"Z500 forecast skill by lead time ({report['n_samples']} samples)")

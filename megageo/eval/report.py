@@ -1,4 +1,5 @@
-"""Per-lead skill of several forecasts of the same samples, as JSON (all numbers) and a markdown table."""
+"""Per-lead skill of several forecasts of the same samples and each one's useful-skill horizon, as JSON (all
+numbers) and markdown tables."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from megageo.errors import MegageoError
-from megageo.eval.baselines import baseline_forecasts
+from megageo.eval.baselines import BATCH_MEAN, baseline_forecasts
 from megageo.eval.climatology import Climatology
+from megageo.eval.horizon import DEFINITION as HORIZON_DEFINITION
+from megageo.eval.horizon import USEFUL_ACC, describe_horizon, skill_horizon
 from megageo.eval.metrics import METRIC_NAMES, metrics_per_lead
 from megageo.io.atomic import write_text
 
@@ -31,24 +34,33 @@ DEFINITIONS = {
            "without anomalies.",
     "acc_batch_mean": "Seed paper's variant: anomalies against the batch-mean truth field, one unweighted "
                       "correlation over the whole batch; for comparison with the paper only.",
+    "skill_horizon_hours": f"{HORIZON_DEFINITION} Not given for the paper's batch-mean climatology: it is built "
+                           "from the verifying fields themselves, so its ACC measures how alike the samples are, "
+                           "not skill.",
 }
 
 
 def build_report(truth: np.ndarray, forecasts: Mapping[str, np.ndarray], climatology: np.ndarray, lat: Any,
                  lead_hours: Sequence[float], **context: Any) -> dict[str, Any]:
-    """Score every forecast ``[N, T_out, C, H, W]`` (metres) against ``truth`` at each lead.
+    """Score every forecast ``[N, T_out, C, H, W]`` (metres) against ``truth`` at each lead, and give each real
+    forecast its useful-skill horizon (``skill_horizon_hours``, null when it has none), kept with its scores so
+    that reports of the same samples merge by merging their ``forecasts``.
 
     ``climatology`` is the day-of-year/hour-of-day field at each valid time (the ACC reference);
     ``context`` (run name, checkpoint, split, ...) is stored alongside the numbers.
     """
     if len(lead_hours) != truth.shape[1]:
         raise MegageoError(f"{len(lead_hours)} lead times given for {truth.shape[1]} forecast steps")
+    leads = [float(hours) for hours in lead_hours]
+    scores = {name: metrics_per_lead(forecast, truth, climatology, lat) for name, forecast in forecasts.items()}
     return {
-        "lead_hours": [float(hours) for hours in lead_hours],
+        "lead_hours": leads,
         "n_samples": int(truth.shape[0]),
         "context": dict(context),
         "definitions": DEFINITIONS,
-        "forecasts": {name: metrics_per_lead(forecast, truth, climatology, lat) for name, forecast in forecasts.items()},
+        "forecasts": {name: metrics if name == BATCH_MEAN else
+                      {**metrics, "skill_horizon_hours": skill_horizon(metrics["acc"], leads)}
+                      for name, metrics in scores.items()},
     }
 
 
@@ -66,7 +78,7 @@ def evaluate_against_baselines(inputs: np.ndarray, truth: np.ndarray, model_fore
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
-    """One row per lead time and forecast, followed by the metric definitions."""
+    """One row per lead time and forecast, each forecast's useful-skill horizon, then the definitions."""
     titles = [title for title, _ in COLUMNS.values()]
     lines = [
         f"Scores over {report['n_samples']} samples.",
@@ -78,8 +90,12 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         for name, scores in report["forecasts"].items():
             cells = [fmt.format(scores[metric][lead]) for metric, (_, fmt) in COLUMNS.items()]
             lines.append(f"| {hours:g} | {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"| Forecast | Useful-skill horizon (ACC ≥ {USEFUL_ACC:g}) |", "|:---|---:|"]
+    lines.extend(f"| {name} | {describe_horizon(scores['skill_horizon_hours'], report['lead_hours'])} |"
+                 for name, scores in report["forecasts"].items() if "skill_horizon_hours" in scores)
     lines.append("")
     lines.extend(f"- **{COLUMNS[metric][0]}**: {report['definitions'][metric]}" for metric in METRIC_NAMES)
+    lines.append(f"- **Useful-skill horizon**: {report['definitions']['skill_horizon_hours']}")
     return "\n".join(lines) + "\n"
 
 

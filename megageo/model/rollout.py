@@ -15,7 +15,7 @@ def leads_for_hours(max_lead_hours: float, step_hours: float = 6.0) -> int:
     """Number of frames that reach ``max_lead_hours`` on the 6-hourly reanalysis clock (5 days → 20)."""
     steps = max_lead_hours / step_hours
     if steps < 1 or steps != int(steps):
-        raise MegageoError(f"lead {max_lead_hours} h is not a positive multiple of the {step_hours} h time step")
+        raise MegageoError(f"lead {max_lead_hours:g} h is not a positive multiple of the {step_hours:g} h time step")
     return int(steps)
 
 

@@ -1,4 +1,5 @@
-"""The per-lead table: same numbers in JSON and markdown, one row per lead and forecast."""
+"""The per-lead table and the useful-skill horizons: same numbers in JSON and markdown, one row per lead and
+forecast."""
 
 import json
 
@@ -34,7 +35,8 @@ def test_report_holds_every_metric_per_lead_for_every_forecast(report):
 
 
 def test_markdown_has_one_row_per_lead_and_forecast(report):
-    rows = [line for line in report_markdown(report).splitlines() if line.startswith("| ") and "---" not in line]
+    lead_table = report_markdown(report).split("\n\n")[1]
+    rows = [line for line in lead_table.splitlines() if "---" not in line]
     assert rows[0] == "| Lead (h) | Forecast | RMSE (m) | Lat-weighted RMSE (m) | ACC | ACC (paper, batch mean) |"
     assert [row.split(" | ")[:4] for row in rows[1:]] == [
         ["| 6", "gla", "10.0", "10.0"],
@@ -42,6 +44,22 @@ def test_markdown_has_one_row_per_lead_and_forecast(report):
         ["| 12", "gla", "20.0", "20.0"],
         ["| 12", "persistence", "40.0", "40.0"],
     ]
+
+
+def test_each_forecast_carries_its_skill_horizon_in_json_and_markdown():
+    # Correlated anomalies at 6 h and 12 h, an anti-correlated one at 18 h: ACC 1, 1, -1 for the model; the
+    # climatology itself has no anomaly (ACC 0 everywhere) and so no horizon.
+    truth = np.zeros((1, 3, 1, 3, 2))
+    truth[0, :, 0, :, 0] = 10.0
+    model = truth * np.array([1.0, 2.0, -1.0]).reshape(1, 3, 1, 1, 1)
+    perfect = build_report(truth, {"model": model, "copy": truth.copy(), "climatology": np.zeros_like(truth)},
+                           np.zeros_like(truth), LAT, [6, 12, 18])
+    assert {name: scores["skill_horizon_hours"] for name, scores in perfect["forecasts"].items()} == {
+        "model": 12.0, "copy": 18.0, "climatology": None}
+    rows = report_markdown(perfect).splitlines()
+    start = rows.index("| Forecast | Useful-skill horizon (ACC ≥ 0.6) |")
+    assert rows[start + 2:start + 5] == ["| model | 12 h |", "| copy | ≥ 18 h |",
+                                         "| climatology | none (ACC < 0.6 at 6 h) |"]
 
 
 def test_write_report_round_trips_the_numbers_through_json(report, tmp_path):
@@ -71,3 +89,6 @@ def test_evaluation_scores_models_next_to_all_baselines():
     assert scores[CLIMATOLOGY]["lat_weighted_rmse"] == [pytest.approx(20.0, rel=1e-12)] * 2  # mean of 10, 20, 30
     assert scores[CLIMATOLOGY]["acc"] == [0.0, 0.0]
     assert scores["model"]["acc"] == [pytest.approx(1.0, rel=1e-12)] * 2
+    # A horizon for every real forecast; the batch mean is made of the verifying fields, so it gets none.
+    assert {name: s.get("skill_horizon_hours", "absent") for name, s in scores.items()} == {
+        "model": 12.0, PERSISTENCE: 12.0, CLIMATOLOGY: None, BATCH_MEAN: "absent"}

@@ -51,5 +51,5 @@ def test_the_documented_store_is_z500_with_a_90_10_split():
     from megageo.cli import build_parser
 
     args = build_parser().parse_args(["data", "build", "--src", "ncep", "--out", "data/ncep_z500.h5"])
-    assert (args.levels, args.train_fraction) == ([500.0], 0.9)
+    assert (args.vars, args.levels, args.train_fraction) == (["hgt"], ["500"], 0.9)
     assert load_config(CONFIG_DIR / "paper" / "gla.yaml").data.store == args.out

@@ -12,7 +12,9 @@ number of frames behind every bin so a caller can tell how much data a lookup re
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,10 @@ class Climatology:
             source = _nearest_covered_day(window_counts[:, h] > 0)
             fields[:, h] = window_sums[source, h] / window_counts[source, h].reshape(-1, *field_axes)
         return cls(fields, hours, window_counts, half_window_days)
+
+    def of_channels(self, index: Sequence[int]) -> Climatology:
+        """The climatology of some channels only (one variable's, to score it on its own)."""
+        return dataclasses.replace(self, fields=self.fields[:, :, list(index)])
 
     def lookup(self, times: Any) -> np.ndarray:
         """Climatological fields at valid ``times`` of any shape: ``[*times.shape, C, H, W]``."""

@@ -16,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lead-hours by feeding the model's forecasts back (autoregressive rollout): RMSE (the seed paper's eq. 13), "
         "latitude-weighted RMSE and ACC (WeatherBench 2), and the paper's batch-mean ACC, next to persistence and "
         "climatology baselines on the same samples, and each forecast's useful-skill horizon (the last lead of the "
-        "initial run of leads with ACC >= 0.6). Writes eval.json, eval.md, maps.png (forecast/truth/error), "
-        "rmse_vs_lead.png, acc_vs_lead.png and, for a run, loss.png.",
+        "initial run of leads with ACC >= 0.6), in each variable's units. Writes eval.json, eval.md, maps.png "
+        "(forecast/truth/error), rmse_vs_lead.png, acc_vs_lead.png and, for a run, loss.png; a model of several "
+        "variables gets one section of eval.md and eval.json per variable and maps_VAR.png etc. for each.",
     )
     evaluate.add_argument("checkpoint", help=CHECKPOINT_HELP)
     evaluate.add_argument("--out", type=Path, required=True, help="output folder")
@@ -35,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     forecast = subparsers.add_parser(
         "forecast", help="forecast from an initial time in the store, written as CF netCDF",
         description="Run a checkpoint from the T_in frames ending at --init (a time in the store), feeding its "
-        "predictions back until --lead-hours, and write geopotential height (m) as CF-1.8 netCDF with time, "
-        "lead_time, valid_time, level, lat and lon.",
+        "predictions back until --lead-hours, and write each variable it forecasts (hgt in m, winds in m s-1, ...) "
+        "as a CF-1.8 netCDF variable with time, lead_time, valid_time, level, lat and lon.",
     )
     forecast.add_argument("checkpoint", help=CHECKPOINT_HELP)
     forecast.add_argument("--init", required=True, help="initial time, e.g. 2021-01-15T00 (must be in the store)")
@@ -48,11 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from megageo.eval.evaluate import evaluate_checkpoint
-    from megageo.eval.report import report_markdown
+    from megageo.eval.report import report_markdown, variables_markdown
 
     report = evaluate_checkpoint(args.checkpoint, args.out, args.store, args.samples, args.batch_size,
                                  args.lead_hours, args.map_sample, args.name)
-    print(report_markdown(report))
+    print(variables_markdown(report["variables"]) if "variables" in report else report_markdown(report))
     print(f"wrote {args.out}/eval.json, eval.md and figures")
     return 0
 

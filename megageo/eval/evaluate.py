@@ -2,7 +2,8 @@
 
 The model runs on one CPU process from a release checkpoint (or a DeepSpeed checkpoint consolidated in memory).
 Forecasts beyond the model's `T_out` (to `--lead-hours`) are autoregressive rollouts, scored on validation windows
-long enough to verify every lead; every score is in metres, at 6-hourly leads.
+long enough to verify every lead; every score is in the variable's units, at 6-hourly leads. A model of several
+variables is scored variable by variable (each over its levels), next to the same baselines.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from megageo.data.dataset import WindowDataset
 from megageo.data.store import Store
+from megageo.data.variables import VARIABLES
 from megageo.errors import MegageoError
 from megageo.eval.climatology import Climatology
 from megageo.model.rollout import leads_for_hours, rollout
@@ -24,7 +26,7 @@ from megageo.model.rollout import leads_for_hours, rollout
 
 @dataclass
 class Forecasts:
-    """Everything in metres: inputs [N, T_in, C, H, W], truth and forecast [N, leads, C, H, W]."""
+    """Everything in physical units: inputs [N, T_in, C, H, W], truth and forecast [N, leads, C, H, W]."""
 
     inputs: np.ndarray
     truth: np.ndarray
@@ -34,12 +36,16 @@ class Forecasts:
 
 
 def normalised_dataset(store: str | Path, stats: dict[str, Any], split: str, t_in: int, leads: int) -> WindowDataset:
-    """Windows normalised with the *checkpoint's* statistics, so a model sees inputs scaled as in training."""
-    dataset = WindowDataset(store, split=split, t_in=t_in, t_out=leads)
-    levels = np.asarray(stats["levels"], dtype=float)
-    store_levels = np.asarray(dataset.store.level, dtype=float)[dataset.channels]
-    if levels.shape != store_levels.shape or not np.allclose(levels, store_levels):
-        raise MegageoError(f"{store}: levels {store_levels.tolist()} differ from the checkpoint's {levels.tolist()}")
+    """Windows of the checkpoint's channels, normalised with the *checkpoint's* statistics, so a model sees inputs
+    chosen and scaled as in training (a store that lacks one of them is one line). Checkpoints written before
+    variables existed hold geopotential height."""
+    variables = stats.get("variables", ["hgt"] * len(stats["levels"]))
+    dataset = WindowDataset(store, split=split, t_in=t_in, t_out=leads, variables=list(dict.fromkeys(variables)),
+                            levels=list(dict.fromkeys(stats["levels"])))
+    chosen = list(zip(dataset.store.variable[dataset.channels], dataset.store.level[dataset.channels]))
+    if chosen != list(zip(variables, stats["levels"])):
+        raise MegageoError(f"{store}: channels {chosen} differ from the checkpoint's "
+                           f"{list(zip(variables, stats['levels']))}")
     dataset.mean = np.asarray(stats["mean"], dtype=np.float32)
     dataset.std = np.asarray(stats["std"], dtype=np.float32)
     return dataset
@@ -104,6 +110,14 @@ def training_climatology(dataset: WindowDataset) -> Climatology:
     return Climatology.fit(StoreFrames(dataset, train_end), dataset.store.dates(np.arange(train_end)))
 
 
+def variable_channels(dataset: WindowDataset) -> dict[str, list[int]]:
+    """Each variable's positions among the dataset's channels, in order."""
+    groups: dict[str, list[int]] = {}
+    for position, name in enumerate(dataset.store.variable[dataset.channels]):
+        groups.setdefault(str(name), []).append(position)
+    return groups
+
+
 def model_step(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     model.eval()
     return lambda frames: model(frames).float()
@@ -134,21 +148,33 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: Path, store: str | None
     with tqdm(total=len(indices), desc=f"eval {label}", unit="sample") as bar:
         forecasts = predict(model_step(model), dataset, indices, batch_size, progress=bar.update)
     climatology = training_climatology(dataset)
-    report = evaluate_against_baselines(
-        forecasts.inputs, forecasts.truth, {label: forecasts.forecast}, climatology, forecasts.valid_times,
-        dataset.store.lat, forecasts.lead_hours, checkpoint=str(checkpoint), step=release.step, store=str(store),
-        split="val", samples=len(indices), autoregressive_after_lead=config.data.t_out,
-    )
+    names, units = dataset.store.channel_names(), dataset.store.units
+    reports = {
+        variable: evaluate_against_baselines(
+            forecasts.inputs[:, :, index], forecasts.truth[:, :, index], {label: forecasts.forecast[:, :, index]},
+            climatology.of_channels(index), forecasts.valid_times, dataset.store.lat, forecasts.lead_hours,
+            channels=[names[dataset.channels[i]] for i in index], units=str(units[dataset.channels[index[0]]]),
+            checkpoint=str(checkpoint), step=release.step, store=str(store), split="val", samples=len(indices),
+            autoregressive_after_lead=config.data.t_out,
+        )
+        for variable, index in variable_channels(dataset).items()
+    }
+    report = next(iter(reports.values())) if len(reports) == 1 else {"variables": reports}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(report, out_dir)
     last = len(forecasts.lead_hours) - 1
-    plot_forecast_maps(
-        forecasts.forecast[map_sample, last, 0], forecasts.truth[map_sample, last, 0], dataset.store.lat,
-        dataset.store.lon, out_dir / "maps.png",
-        title=f"{label}: Z500 at +{forecasts.lead_hours[last]:g} h, valid {forecasts.valid_times[map_sample, last]}",
-    )
-    plot_metric_vs_lead(report, out_dir / "rmse_vs_lead.png")
-    plot_metric_vs_lead(report, out_dir / "acc_vs_lead.png", "acc")
+    for variable, index in variable_channels(dataset).items():
+        suffix = "" if len(reports) == 1 else f"_{variable}"
+        channel = reports[variable]["channels"][0]
+        plot_forecast_maps(
+            forecasts.forecast[map_sample, last, index[0]], forecasts.truth[map_sample, last, index[0]],
+            dataset.store.lat, dataset.store.lon, out_dir / f"maps{suffix}.png", units=reports[variable]["units"],
+            quantity=VARIABLES[variable].long_name.capitalize(),
+            title=f"{label}: {channel} at +{forecasts.lead_hours[last]:g} h, "
+                  f"valid {forecasts.valid_times[map_sample, last]}",
+        )
+        plot_metric_vs_lead(reports[variable], out_dir / f"rmse_vs_lead{suffix}.png")
+        plot_metric_vs_lead(reports[variable], out_dir / f"acc_vs_lead{suffix}.png", "acc")
     metrics = next((folder / "metrics.jsonl" for folder in (Path(checkpoint), Path(checkpoint).parent)
                     if (folder / "metrics.jsonl").is_file()), None)
     if metrics is not None:

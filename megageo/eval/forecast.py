@@ -30,7 +30,7 @@ def initial_window(dataset: WindowDataset, init_time: str) -> torch.Tensor:
 def write_forecast(checkpoint: str | Path, init_time: str, lead_hours: float, out: Path,
                    store: str | None = None) -> Path:
     from megageo.convert.release import build_model, load_release
-    from megageo.eval.evaluate import normalised_dataset
+    from megageo.eval.evaluate import normalised_dataset, variable_channels
     from megageo.eval.netcdf import write_forecast_netcdf
 
     release = load_release(checkpoint)
@@ -40,8 +40,11 @@ def write_forecast(checkpoint: str | Path, init_time: str, lead_hours: float, ou
     leads = leads_for_hours(lead_hours, dataset.step_hours)
     with torch.no_grad():
         forecast = dataset.denormalize(rollout(model_step(build_model(release)), window, leads)).numpy()
+    groups = variable_channels(dataset)
+    first = next(iter(groups.values()))
     return write_forecast_netcdf(
-        out, forecast, [np.datetime64(init_time, "s")], [dataset.step_hours * (i + 1) for i in range(leads)],
-        dataset.store.level[dataset.channels], dataset.store.lat, dataset.store.lon,
+        out, {name: forecast[:, :, index] for name, index in groups.items()}, [np.datetime64(init_time, "s")],
+        [dataset.step_hours * (i + 1) for i in range(leads)],
+        dataset.store.level[[dataset.channels[i] for i in first]], dataset.store.lat, dataset.store.lon,
         model=f"megageo {config.model.mixer.type} ({checkpoint}, step {release.step})",
     )

@@ -1,6 +1,7 @@
 """Forecasts as CF-1.8 netCDF, readable by xarray, CDO, Panoply and NCEP-trained eyes.
 
-Layout: ``hgt(time, lead_time, level, lat, lon)`` in metres, where ``time`` is the initialisation time
+Layout: one variable per forecast variable, NCEP's names and the store's units, e.g. ``hgt(time, lead_time, level,
+lat, lon)`` in metres and ``uwnd(...)`` in m s-1, where ``time`` is the initialisation time
 (``forecast_reference_time``) and ``lead_time`` the ``forecast_period`` in hours; ``valid_time(time,
 lead_time)`` is their sum, attached as an auxiliary coordinate so tools can select by verifying time.
 Times use NCEP's units (hours since 1800-01-01) so a forecast lines up with the reanalysis it came from.
@@ -9,7 +10,7 @@ Times use NCEP's units (hours since 1800-01-01) so a forecast lines up with the 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,11 @@ import netCDF4
 import numpy as np
 
 import megageo
+from megageo.data.variables import variable as registered
 from megageo.errors import MegageoError
 from megageo.io.atomic import atomic_path
 from megageo.eval.times import NCEP_TIME_UNITS, hours_since_1800, valid_times
 
-VARIABLE = "hgt"
 COORDINATE_ATTRIBUTES: dict[str, dict[str, str]] = {
     "time": {"standard_name": "forecast_reference_time", "long_name": "initialisation time",
              "units": NCEP_TIME_UNITS, "calendar": "standard"},
@@ -34,14 +35,18 @@ COORDINATE_ATTRIBUTES: dict[str, dict[str, str]] = {
 }
 VALID_TIME_ATTRIBUTES = {"standard_name": "time", "long_name": "valid time", "units": NCEP_TIME_UNITS,
                          "calendar": "standard"}
-FIELD_ATTRIBUTES = {"standard_name": "geopotential_height", "long_name": "geopotential height forecast",
-                    "units": "m", "coordinates": "valid_time"}
+def field_attributes(name: str) -> dict[str, str]:
+    """CF attributes of a forecast variable: its (first) standard name, a long name and the store's units."""
+    known = registered(name)
+    return {"standard_name": known.standard_names[0], "long_name": f"{known.long_name} forecast",
+            "units": known.units, "coordinates": "valid_time"}
 
 
-def write_forecast_netcdf(path: str | os.PathLike, forecast: np.ndarray, init_times: Any,
+def write_forecast_netcdf(path: str | os.PathLike, fields: Mapping[str, np.ndarray], init_times: Any,
                           lead_hours: Sequence[float], levels: Sequence[float], lat: Any, lon: Any,
-                          model: str, title: str = "megageo geopotential height forecast") -> Path:
-    """Write ``forecast`` ``[N_init, N_lead, N_level, N_lat, N_lon]`` (metres) to ``path`` atomically.
+                          model: str, title: str = "megageo forecast") -> Path:
+    """Write each of ``fields`` (NCEP name → ``[N_init, N_lead, N_level, N_lat, N_lon]`` in the store's units)
+    to ``path`` atomically, as one CF variable each.
 
     ``init_times`` are datetime64 or hours since 1800-01-01; ``model`` names the run or checkpoint and
     goes into the ``source`` attribute. Returns the path written.
@@ -54,9 +59,10 @@ def write_forecast_netcdf(path: str | os.PathLike, forecast: np.ndarray, init_ti
         "lon": np.asarray(lon, dtype=np.float32),
     }
     expected = tuple(len(values) for values in coordinates.values())
-    if np.shape(forecast) != expected:
-        raise MegageoError(f"forecast is shaped {np.shape(forecast)} but its coordinates give {expected} "
-                           f"({', '.join(coordinates)})")
+    for name, forecast in fields.items():
+        if np.shape(forecast) != expected:
+            raise MegageoError(f"forecast {name} is shaped {np.shape(forecast)} but its coordinates give {expected} "
+                               f"({', '.join(coordinates)})")
     with atomic_path(path) as temporary, netCDF4.Dataset(temporary, "w", format="NETCDF4") as dataset:
         dataset.setncatts({
             "Conventions": "CF-1.8",
@@ -73,8 +79,9 @@ def write_forecast_netcdf(path: str | os.PathLike, forecast: np.ndarray, init_ti
         valid = dataset.createVariable("valid_time", np.float64, ("time", "lead_time"))
         valid.setncatts(VALID_TIME_ATTRIBUTES)
         valid[:] = hours_since_1800(valid_times(init_times, lead_hours))
-        field = dataset.createVariable(VARIABLE, np.float32, tuple(coordinates), zlib=True,
-                                       chunksizes=(1, 1, 1, *expected[3:]))
-        field.setncatts(FIELD_ATTRIBUTES)
-        field[:] = np.asarray(forecast, dtype=np.float32)
+        for name, forecast in fields.items():
+            field = dataset.createVariable(name, np.float32, tuple(coordinates), zlib=True,
+                                           chunksizes=(1, 1, 1, *expected[3:]))
+            field.setncatts(field_attributes(name))
+            field[:] = np.asarray(forecast, dtype=np.float32)
     return Path(path)

@@ -25,13 +25,13 @@ from megageo.eval.baselines import BATCH_MEAN, CLIMATOLOGY, PERSISTENCE
 from megageo.eval.horizon import USEFUL_ACC
 from megageo.eval.metrics import lat_weighted_rmse
 
-CONTOUR_INTERVAL_M = 60.0  # the customary 6 dam spacing of Z500 charts
+CONTOUR_INTERVALS = {"m": 60.0, "m s-1": 5.0, "K": 4.0}  # the customary 6 dam of Z500 charts, 5 m/s isotachs, 4 K
 BASELINE_STYLES = {
     PERSISTENCE: {"color": "0.45", "linestyle": "--", "marker": "s"},
     CLIMATOLOGY: {"color": "black", "linestyle": ":", "marker": "D"},
     BATCH_MEAN: {"color": "0.7", "linestyle": ":", "marker": "d"},
 }
-METRIC_AXIS_LABELS = {"rmse": "RMSE, eq. 13 (m)", "lat_weighted_rmse": "Latitude-weighted RMSE (m)",
+METRIC_AXIS_LABELS = {"rmse": "RMSE, eq. 13 ({units})", "lat_weighted_rmse": "Latitude-weighted RMSE ({units})",
                       "acc": "ACC", "acc_batch_mean": "ACC (paper, batch mean)"}
 
 
@@ -70,28 +70,30 @@ def _map_axes(figure: Figure, count: int) -> tuple[list[Axes], dict[str, Any]]:
 
 
 def plot_forecast_maps(forecast: np.ndarray, truth: np.ndarray, lat: Any, lon: Any, path: str | os.PathLike,
-                       title: str) -> Path:
-    """Forecast, truth and forecast − truth of one field ``[H, W]`` in metres (the paper's Figs. 3–4).
+                       title: str, units: str = "m", quantity: str = "Geopotential height") -> Path:
+    """Forecast, truth and forecast − truth of one field ``[H, W]`` in ``units`` (the paper's Figs. 3–4).
 
-    Forecast and truth share one colour scale with 60 m contours so that troughs and ridges can be
-    compared by eye; the error uses a diverging scale symmetric about 0, titled with its area-weighted RMSE.
+    Forecast and truth share one colour scale with the customary contours (60 m for heights) so that troughs
+    and ridges can be compared by eye; the error uses a diverging scale symmetric about 0, titled with its
+    area-weighted RMSE.
     """
+    interval = CONTOUR_INTERVALS[units]
     forecast, truth = np.asarray(forecast, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     lat_edges, lon_edges = _cell_edges(lat, limit=90.0), _cell_edges(lon)
     error = forecast - truth
     low, high = min(forecast.min(), truth.min()), max(forecast.max(), truth.max())
-    levels = CONTOUR_INTERVAL_M * np.arange(math.floor(low / CONTOUR_INTERVAL_M), math.ceil(high / CONTOUR_INTERVAL_M) + 1)
+    levels = interval * np.arange(math.floor(low / interval), math.ceil(high / interval) + 1)
     largest_error = float(np.abs(error).max())
 
     figure = Figure(figsize=(17, 4.6), layout="constrained")
     axes, transform = _map_axes(figure, 3)
     heights = {"cmap": "viridis", "vmin": low, "vmax": high}
     panels = (
-        (forecast, "Forecast", heights, "Geopotential height (m)", levels),
-        (truth, "Truth", heights, "Geopotential height (m)", levels),
-        (error, f"Forecast − truth (lat-weighted RMSE {lat_weighted_rmse(forecast, truth, lat):.1f} m)",
-         {"cmap": "RdBu_r", "vmin": -largest_error, "vmax": largest_error}, "Forecast − truth (m)", None),
+        (forecast, "Forecast", heights, f"{quantity} ({units})", levels),
+        (truth, "Truth", heights, f"{quantity} ({units})", levels),
+        (error, f"Forecast − truth (lat-weighted RMSE {lat_weighted_rmse(forecast, truth, lat):.3g} {units})",
+         {"cmap": "RdBu_r", "vmin": -largest_error, "vmax": largest_error}, f"Forecast − truth ({units})", None),
     )
     for ax, (field, panel_title, colours, colourbar_label, contour_levels) in zip(axes, panels):
         mesh = ax.pcolormesh(lon_edges, lat_edges, field, shading="flat", **colours, **transform)
@@ -117,8 +119,9 @@ def plot_metric_vs_lead(report: Mapping[str, Any], path: str | os.PathLike,
         ax.axhline(USEFUL_ACC, color="firebrick", linewidth=1, label=f"useful skill (ACC {USEFUL_ACC:g})")
     ax.set_xticks(leads if leads[-1] <= 48 else [hours for hours in leads if hours % 24 == 0])
     ax.set_xlabel("Lead time (h)")
-    ax.set_ylabel(METRIC_AXIS_LABELS[metric])
-    ax.set_title(f"Z500 forecast skill by lead time ({report['n_samples']} samples)")
+    ax.set_ylabel(METRIC_AXIS_LABELS[metric].format(units=report.get("units", "m")))
+    ax.set_title(f"{', '.join(report.get('channels', ['hgt500']))} forecast skill by lead time "
+                 f"({report['n_samples']} samples)")
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _save(figure, path)

@@ -26,7 +26,7 @@ def forecast() -> np.ndarray:
 
 @pytest.fixture
 def written(tmp_path, forecast) -> netCDF4.Dataset:
-    path = write_forecast_netcdf(tmp_path / "forecast.nc", forecast, INIT_HOURS, LEADS, LEVELS, LAT, LON,
+    path = write_forecast_netcdf(tmp_path / "forecast.nc", {"hgt": forecast}, INIT_HOURS, LEADS, LEVELS, LAT, LON,
                                  model="gla-tiny step 500")
     with netCDF4.Dataset(path) as dataset:
         yield dataset
@@ -68,7 +68,7 @@ def test_cf_metadata(written):
 
 
 def test_a_single_datetime64_initialisation_gives_a_time_dimension_of_one(tmp_path, forecast):
-    path = write_forecast_netcdf(tmp_path / "one.nc", forecast[:1], np.datetime64("1948-01-01T06"), LEADS, LEVELS,
+    path = write_forecast_netcdf(tmp_path / "one.nc", {"hgt": forecast[:1]}, np.datetime64("1948-01-01T06"), LEADS, LEVELS,
                                  LAT, LON, model="m")
     with netCDF4.Dataset(path) as dataset:
         assert dataset.dimensions["time"].size == 1
@@ -77,5 +77,16 @@ def test_a_single_datetime64_initialisation_gives_a_time_dimension_of_one(tmp_pa
 
 def test_mismatched_coordinates_leave_no_file_behind(tmp_path, forecast):
     with pytest.raises(MegageoError, match="coordinates"):
-        write_forecast_netcdf(tmp_path / "bad.nc", forecast, INIT_HOURS, LEADS, LEVELS, LAT[:-1], LON, model="m")
+        write_forecast_netcdf(tmp_path / "bad.nc", {"hgt": forecast}, INIT_HOURS, LEADS, LEVELS, LAT[:-1], LON, model="m")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_variable_is_its_own_cf_variable_in_its_units(tmp_path, forecast):
+    wind = (forecast - 5500) / 10
+    path = write_forecast_netcdf(tmp_path / "two.nc", {"hgt": forecast, "uwnd": wind}, INIT_HOURS, LEADS, LEVELS,
+                                 LAT, LON, model="m")
+    with netCDF4.Dataset(path) as dataset:
+        np.testing.assert_array_equal(dataset["uwnd"][:], wind)
+        np.testing.assert_array_equal(dataset["hgt"][:], forecast)
+        assert (dataset["uwnd"].standard_name, dataset["uwnd"].units) == ("eastward_wind", "m s-1")
+        assert dataset["uwnd"].dimensions == dataset["hgt"].dimensions

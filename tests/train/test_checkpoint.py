@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from megageo.errors import MegageoError
 from multiprocess import run_ranks
 from tiny_run import build_tiny_store, run_training, tiny_overrides
 
@@ -65,8 +67,11 @@ def _failing_save(store: Path, out: Path) -> tuple[str, list[float], list[float]
     deepspeed.DeepSpeedEngine.save_checkpoint = dies_at_step_6
     try:
         run_training(overrides)
-    except OSError:
-        pass
+    except MegageoError as error:
+        assert re.fullmatch(r".+/run/checkpoints/step00000006 could not be written \(this rank: disk quota exceeded; "
+                            r"[\d.]+ GB free there\); 'latest' still names step00000003", str(error)), error
+    else:
+        raise AssertionError("the failed save did not stop training")
     finally:
         deepspeed.DeepSpeedEngine.save_checkpoint = save
     latest_after_failure = (out / "run" / "checkpoints" / "latest").read_text()
@@ -118,8 +123,6 @@ def test_checkpoint_records_layout_config_step_and_normalisation(store, tmp_path
 
 
 def test_fresh_run_into_a_checkpointed_directory_is_refused(store, tmp_path) -> None:
-    from megageo.errors import MegageoError
-
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "latest").write_text("step00000002")
     with pytest.raises(MegageoError, match="already holds checkpoints: pass --resume"):

@@ -73,6 +73,7 @@ def build_model(release: ReleaseCheckpoint) -> Forecaster:
 
 def save_release(release: ReleaseCheckpoint, out: str | Path, dtype: str = "fp32") -> Path:
     """Write the release as one safetensors file, atomically (a temporary file renamed into place)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -82,7 +83,7 @@ def save_release(release: ReleaseCheckpoint, out: str | Path, dtype: str = "fp32
         "stats": json.dumps(release.stats), "frame_shape": json.dumps(list(release.frame_shape)),
         "source_layout": json.dumps(release.source_layout), "dtype": dtype,
     }
-    with atomic_path(out) as temporary:
+    with atomic_path(out, writer_errors=(SafetensorError,)) as temporary:
         save_file(tensors, str(temporary), metadata=metadata)
     return out
 

@@ -227,7 +227,7 @@ def build_store(
     if train_end == 0:
         raise MegageoError(f"train_fraction {train_fraction} of {total} frames leaves no training frames")
 
-    with atomic_path(out) as temporary:
+    with atomic_path(out, writer_errors=(RuntimeError,)) as temporary:
         with h5py.File(temporary, "w") as h5:
             mean, std = _write(h5, by_kind, levels, train_end, progress)
             time = h5.create_dataset("time", data=np.concatenate([source.time for source in files]))

@@ -63,7 +63,7 @@ def write_forecast_netcdf(path: str | os.PathLike, fields: Mapping[str, np.ndarr
         if np.shape(forecast) != expected:
             raise MegageoError(f"forecast {name} is shaped {np.shape(forecast)} but its coordinates give {expected} "
                                f"({', '.join(coordinates)})")
-    with atomic_path(path) as temporary, netCDF4.Dataset(temporary, "w", format="NETCDF4") as dataset:
+    with atomic_path(path, writer_errors=(RuntimeError,)) as temporary, netCDF4.Dataset(temporary, "w", format="NETCDF4") as dataset:
         dataset.setncatts({
             "Conventions": "CF-1.8",
             "title": title,

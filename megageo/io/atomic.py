@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -44,10 +45,26 @@ def _fsync_tree(path: Path) -> None:
         _fsync(path)
 
 
+def _reason(error: Exception, folder: Path) -> str:
+    """What the system said. Libraries that write through C (HDF5, netCDF, safetensors' Rust) raise their own
+    types and at best quote the errno in their message; without one, the free space there is the best hint."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    code = re.search(r"(?:errno = |os error )(\d+)", str(error))
+    if code:
+        return os.strerror(int(code[1]))
+    message = (str(error).splitlines() or [type(error).__name__])[0]
+    if isinstance(error, OSError):
+        return message
+    return f"{message}; {shutil.disk_usage(folder).free / 1e9:.1f} GB free there"
+
+
 @contextlib.contextmanager
-def _publishing(target: str | os.PathLike, make_folder: bool, replace: bool) -> Iterator[Path]:
+def _publishing(target: str | os.PathLike, make_folder: bool, replace: bool,
+                writer_errors: tuple[type[Exception], ...] = ()) -> Iterator[Path]:
     """The shared mechanism. An OSError on the way (disk full, file too large, read-only or unwritable folder),
-    from the caller's writer or from here, becomes one MegageoError naming the target and what is left of it."""
+    from the caller's writer or from here, or one of `writer_errors` (the writing library's own types for a failed
+    write), becomes one MegageoError naming the target and what is left of it."""
     target = Path(target)
     existed = target.exists()
     temporary = _temporary_beside(target)
@@ -64,10 +81,9 @@ def _publishing(target: str | os.PathLike, make_folder: bool, replace: bool) -> 
         else:
             os.rename(temporary, target)
         _fsync(target.parent)
-    except OSError as error:
+    except (OSError, *writer_errors) as error:
         kept = f"the existing {target.name} is unchanged" if existed else "nothing was left behind"
-        reason = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
-        raise MegageoError(f"{target}: could not be written ({reason}); {kept}") from None
+        raise MegageoError(f"{target}: could not be written ({_reason(error, target.parent)}); {kept}") from None
     finally:
         if temporary.is_dir():
             shutil.rmtree(temporary, ignore_errors=True)
@@ -75,10 +91,13 @@ def _publishing(target: str | os.PathLike, make_folder: bool, replace: bool) -> 
             temporary.unlink()
 
 
-def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+def atomic_path(path: str | os.PathLike, writer_errors: tuple[type[Exception], ...] = ()
+                ) -> contextlib.AbstractContextManager[Path]:
     """Yield a temporary path beside ``path`` for the caller to create the file at (it is not pre-created, so the
-    writer gives it the usual umask-derived permissions); on success it replaces ``path``, on error it is removed."""
-    return _publishing(path, make_folder=False, replace=True)
+    writer gives it the usual umask-derived permissions); on success it replaces ``path``, on error it is removed.
+    ``writer_errors``: the types the writing library raises when the disk refuses it (h5py and netCDF4 raise
+    RuntimeError, safetensors its SafetensorError), reported like an OSError."""
+    return _publishing(path, make_folder=False, replace=True, writer_errors=writer_errors)
 
 
 def atomic_dir(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -70,3 +74,22 @@ def test_a_file_that_is_not_a_release_is_refused(tmp_path) -> None:
     path.write_bytes(b"not a safetensors file")
     with pytest.raises(MegageoError, match="not a safetensors file"):
         load_release(path)
+
+
+def test_a_full_disk_during_an_export_keeps_the_previous_release(tp2_run, tmp_path) -> None:
+    """The kernel refuses files past 64 KB (EFBIG, as a full disk refuses with ENOSPC) while a new release is
+    written over an existing one: one line, exit 2, and the old release's bytes untouched."""
+    release = tmp_path / "release.safetensors"
+    command = [sys.executable, "-m", "megageo", "convert", "consolidate", str(tp2_run), str(release)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    before = release.read_bytes()
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=full_disk)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1] == (f"megageo: error: {release}: could not be written (File too large); "
+                                              "the existing release.safetensors is unchanged")
+    assert release.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["release.safetensors"]

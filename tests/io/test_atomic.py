@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from megageo.errors import MegageoError
@@ -153,3 +155,42 @@ def test_no_writer_renames_or_fsyncs_on_its_own() -> None:
                     and (node.value.id, node.attr) in banned):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value.id}.{node.attr}")
     assert found == []
+
+
+LIBRARY_WRITER = """
+import resource, signal, sys
+import numpy as np
+from megageo.errors import MegageoError
+which, target, source = sys.argv[1:]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+try:
+    if which == "store":
+        from megageo.data.build import build_store
+        build_store([source], target)
+    else:
+        from megageo.eval.netcdf import write_forecast_netcdf
+        noise = np.random.default_rng(0).standard_normal((2, 4, 1, 73, 144))
+        write_forecast_netcdf(target, {"hgt": 5500 + 100 * noise}, [1569072.0, 1569078.0], [6, 12, 18, 24], [500],
+                              np.linspace(90, -90, 73), np.arange(0, 360, 2.5), model="m")
+except MegageoError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize(("which", "reason"), [("store", r"File too large"),
+                                               ("forecast", r"NetCDF: HDF error; [\d.]+ GB free there")])
+def test_a_full_disk_under_hdf5_writers_is_one_line(tmp_path, which: str, reason: str) -> None:
+    """h5py and netCDF4 report a refused write as RuntimeError, not OSError; the store build and the forecast
+    writer still end in one line and leave nothing (h5py quotes the errno, netCDF4 does not: the free space does)."""
+    from tests.data.netcdf_files import HOURS_1979, heights, write
+
+    source = tmp_path / "hgt.1979.nc"
+    write(source, heights(100), HOURS_1979 + 6.0 * np.arange(100))
+    target = tmp_path / ("store.h5" if which == "store" else "forecast.nc")
+    result = subprocess.run([sys.executable, "-c", LIBRARY_WRITER, which, str(target), str(source)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert re.fullmatch(rf"{re.escape(str(target))}: could not be written \({reason}\); nothing was left behind\n",
+                        result.stdout), result.stdout + result.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["hgt.1979.nc"]

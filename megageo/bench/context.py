@@ -28,6 +28,7 @@ from pathlib import Path
 
 from megageo.bench.models import OOM
 from megageo.errors import MegageoError
+from megageo.io.atomic import write_text
 
 
 MMAP_THRESHOLD = 1 << 20
@@ -194,15 +195,23 @@ def format_table(results: list[ContextCase]) -> str:
     return "\n".join(lines)
 
 
-def summary_lines(results: list[ContextCase], ratio_frames: int = 32768) -> list[str]:
-    """The per-rank memory ratio CP=max / CP=1 at `ratio_frames`, and how flat the time per 1K frames stays."""
+RATIO_FRAMES = 32768
+"""Where the memory ratio is read when measured (the issue's goal: CP=4 at most 0.35x CP=1 at 32K frames)."""
+
+
+def summary_lines(results: list[ContextCase]) -> list[str]:
+    """Per mixer, the per-rank memory ratio of the largest CP degree to CP=1 (at 32,768 frames when measured, else at
+    the longest length measured at both), and how flat the time per 1K frames stays over the lengths."""
     ok = {(case.mixer, case.frames, case.cp): case for case in results if case.status == "ok"}
     lines = []
     for mixer in dict.fromkeys(case.mixer for case in results):
-        degrees = sorted({cp for (name, frames, cp) in ok if name == mixer and frames == ratio_frames})
-        if len(degrees) > 1 and degrees[0] == 1:
-            one, many = ok[mixer, ratio_frames, 1], ok[mixer, ratio_frames, degrees[-1]]
-            lines.append(f"{mixer}: per-rank peak memory CP={degrees[-1]} / CP=1 at {ratio_frames:,d} frames = "
+        degrees = sorted({cp for (name, _, cp) in ok if name == mixer})
+        shared = sorted(frames for (name, frames, cp) in ok
+                        if name == mixer and cp == 1 and len(degrees) > 1 and (mixer, frames, degrees[-1]) in ok)
+        if degrees[:1] == [1] and shared:
+            at = RATIO_FRAMES if RATIO_FRAMES in shared else shared[-1]
+            one, many = ok[mixer, at, 1], ok[mixer, at, degrees[-1]]
+            lines.append(f"{mixer}: per-rank peak memory CP={degrees[-1]} / CP=1 at {at:,d} frames = "
                          f"{many.max_peak_gb:.2f} / {one.max_peak_gb:.2f} GB = {many.max_peak_gb / one.max_peak_gb:.2f}")
         for cp in sorted({cp for (name, _, cp) in ok if name == mixer}):
             lengths = sorted(frames for (name, frames, degree) in ok if name == mixer and degree == cp)
@@ -214,13 +223,9 @@ def summary_lines(results: list[ContextCase], ratio_frames: int = 32768) -> list
 
 
 def write_results(results: list[ContextCase], out_dir: Path) -> Path:
-    from megageo.eval.atomic import atomic_path
-
-    path = out_dir / "bench_context.json"
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps([{**asdict(case), "ms_per_1k_frames": case.ms_per_1k_frames
-                                          if case.status == "ok" else None} for case in results], indent=2))
-    return path
+    return write_text(out_dir / "bench_context.json", json.dumps(
+        [{**asdict(case), "ms_per_1k_frames": case.ms_per_1k_frames if case.status == "ok" else None}
+         for case in results], indent=2))
 
 
 def parse_cases(configs: list[str], lengths: list[int], degrees: list[int]) -> list[ContextCase]:

@@ -144,7 +144,7 @@ def register(subparsers) -> None:
         "demo", help="the whole study in miniature: data, two models, evaluation, benchmark, report",
         description="Synthesise reanalysis, build the store, train the tiny GLA and Transformer on the same budget, "
         "evaluate both against persistence and climatology at every lead to 5 days, benchmark them, and write "
-        "OUT/report.md with figures. About 9 minutes on 2 CPU cores with the defaults.",
+        "OUT/report.md with figures. About 13 minutes on 2 CPU cores with the defaults.",
     )
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     demo.add_argument("--days", type=int, default=DAYS, help=f"days of synthetic reanalysis (default: {DAYS})")

@@ -20,7 +20,7 @@ def skill_horizon(acc: Sequence[float], lead_hours: Sequence[float], threshold: 
     """The last lead of the initial run of leads whose ACC is at least `threshold`, in hours.
 
     Why the initial run and not the last lead above the threshold: past the horizon ACC hovers near it, and a
-    late upward blip of sampling noise (25 samples in the demo) would otherwise extend the horizon over leads
+    late upward blip of sampling noise (27 samples in the demo) would otherwise extend the horizon over leads
     that had already lost their skill. None when the first lead already falls short; the last scored lead when
     none does (then the true horizon lies at or beyond it, see `describe_horizon`).
     """

@@ -60,8 +60,11 @@ def _register_models(benchmarks: argparse._SubParsersAction) -> None:
         "models", help="forecaster throughput, TFLOPS, memory and latency vs sequence length",
         description="Train-step throughput (frames/s), achieved TFLOPS (analytic FLOPs), peak memory and inference "
         "latency of whole forecasters, several mixers side by side over sequence lengths (the seed paper's Fig. 6). "
-        "Each case runs in its own process; one that does not fit is reported as oom. Writes bench.json and "
-        "bench.png to --out. On CPU use the tiny configs; on a GPU the 340M ones (bf16).",
+        "Each measurement runs in its own process; one that does not fit is reported as oom. Every case is measured "
+        "--rounds times, rounds interleaved, and each ratio to the Transformer is printed with its range over the "
+        "rounds, so a busy machine shows as spread instead of a wrong number. Writes bench.json and bench.png to "
+        "--out. --profile prints where one step's time goes instead. On CPU use the tiny configs; on a GPU the 340M "
+        "ones (bf16).",
     )
     models.add_argument("--configs", nargs="+", default=[f"configs/tiny/{name}.yaml" for name in BENCH_MIXERS],
                         metavar="CFG", help="model configs, one per mixer (default: the six tiny configs)")
@@ -71,7 +74,12 @@ def _register_models(benchmarks: argparse._SubParsersAction) -> None:
     models.add_argument("--frame", default="1,73,144", metavar="C,H,W", help="frame shape (default: 1,73,144)")
     models.add_argument("--steps", type=int, default=3, help="timed steps per case after one warm-up (default: 3)")
     models.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    models.add_argument("--rounds", type=int, default=3,
+                        help="measurements of every case, interleaved across cases (default: 3)")
     models.add_argument("--timeout", type=float, default=600, help="seconds allowed per case (default: 600)")
+    models.add_argument("--profile", action="store_true",
+                        help="instead of timing: each config's top operators of one training step at the longest "
+                        "--seq-lens (torch.profiler)")
     models.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)")
     models.set_defaults(func=_run_models)
 
@@ -79,14 +87,36 @@ def _register_models(benchmarks: argparse._SubParsersAction) -> None:
 def _run_models(args: argparse.Namespace) -> int:
     from megageo.bench import models
 
-    results = models.run_bench(
-        args.configs, list(args.seq_lens), args.batch_size, models.parse_frame(args.frame), args.steps,
-        args.threads, args.timeout, progress=lambda case: print(f"  {case.mixer} @ {case.seq_len}: {case.status}", flush=True),
-    )
+    frame = models.parse_frame(args.frame)
+    if args.profile:
+        return _profile_models(args, frame)
+
+    def progress(case: models.BenchCase, round_index: int) -> None:
+        print(f"  round {round_index + 1}/{args.rounds}: {case.mixer} @ {case.seq_len}: {case.status}", flush=True)
+
+    results = models.run_bench(args.configs, list(args.seq_lens), args.batch_size, frame, args.steps, args.threads,
+                               args.timeout, args.rounds, progress)
     print(models.format_table(results))
     print("\n".join(models.ratios_to_transformer(results)))
     json_path, plot_path = models.write_results(results, args.out)
     print(f"wrote {json_path} and {plot_path}")
+    return 0
+
+
+def _profile_models(args: argparse.Namespace, frame: tuple[int, int, int]) -> int:
+    from megageo.bench.profile import profile_step
+    from megageo.config import load_config
+    from megageo.parallel import groups
+
+    mixers = {path: load_config(path).model.mixer.type for path in args.configs}  # fail on a bad config first
+    length = max(args.seq_lens)
+    groups.initialize_single_process()
+    try:
+        for path, mixer in mixers.items():
+            print(f"\n{mixer} ({path}) at {length:,d} frames, one training step:", flush=True)
+            print(profile_step(path, length, args.batch_size, frame, args.threads), flush=True)
+    finally:
+        groups.shutdown()
     return 0
 
 

@@ -11,10 +11,12 @@ Conventions shared by every recurrent op, so megageo's CPU code is a drop-in bac
 """
 
 from megageo.ops._chunk import CHUNK_SIZE, l2_normalize
-from megageo.ops.attention import causal_attention
+from megageo.ops.attention import causal_attention, frame_causal_attention
 from megageo.ops.delta_rule import chunk_delta_rule
+from megageo.ops.frame_causal import frame_causal_gla
 from megageo.ops.gated_delta_rule import chunk_gated_delta_rule
 from megageo.ops.gla import chunk_gla
+from megageo.ops.global_linear import global_linear_attention
 from megageo.ops.kda import chunk_kda
 from megageo.ops.ssd import mamba_chunk_scan_combined
 
@@ -25,6 +27,9 @@ __all__ = [
     "chunk_gated_delta_rule",
     "chunk_gla",
     "chunk_kda",
+    "frame_causal_attention",
+    "frame_causal_gla",
+    "global_linear_attention",
     "l2_normalize",
     "mamba_chunk_scan_combined",
 ]

@@ -29,3 +29,20 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
         query_positions = torch.arange(k.shape[2] - q.shape[2], k.shape[2])
         mask = torch.arange(k.shape[2]) <= query_positions[:, None]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).transpose(1, 2)
+
+
+def frame_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frame_size: int,
+                           scale: float | None = None) -> torch.Tensor:
+    """Softmax attention over spatiotemporal tokens where a query sees every key of its own frame and of the frames
+    before (`frame_size` tokens a frame, time-major). As in `causal_attention`, the queries are the last `Tq` of the
+    keys' positions, which a context-parallel rank's frame-aligned block always is. The mask is explicit on every
+    device: no fused kernel takes a block-causal mask."""
+    if q.shape[1] > k.shape[1] or k.shape[1] % frame_size or q.shape[1] % frame_size:
+        raise ValueError(f"frame-causal attention needs whole frames of {frame_size} tokens and at least as many keys "
+                         f"({k.shape[1]}) as queries ({q.shape[1]})")
+    offset = k.shape[1] - q.shape[1]
+    key_frames = torch.arange(k.shape[1], device=q.device) // frame_size
+    query_frames = torch.arange(offset, k.shape[1], device=q.device) // frame_size
+    mask = key_frames <= query_frames[:, None]
+    q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).transpose(1, 2)

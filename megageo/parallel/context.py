@@ -2,7 +2,7 @@
 
 Rank r of c holds frames [r·s/c, (r+1)·s/c). Blocks are contiguous, not zig-zagged, because a recurrence can only
 be handed forward in order. Everything a rank needs from earlier blocks travels through one differentiable
-primitive, `all_gather_blocks`, built on the two collectives gloo and NCCL both have (all_gather, all_reduce), so
+primitive, `all_gather_blocks` (and a non-causal state through `all_reduce_sum`), built on the two collectives gloo and NCCL both have (all_gather, all_reduce), so
 every CP path runs on a CPU box: the linear mixers' state hand-off (`megageo.model.state_passing`), the short
 convolution's halo and softmax attention's keys and values.
 
@@ -72,6 +72,30 @@ def all_gather_blocks(x: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
     Every rank must use the result in its loss's graph (a zero factor will do): the backward is a collective, and
     a rank that skipped it would leave the others waiting."""
     return _AllGatherBlocks.apply(x, cp)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Forward: the sum of every rank's `x`. Backward: every rank's output fed its own loss, so each input's
+    gradient is the sum of all of them (an all-reduce again)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
+        ctx.cp = cp
+        total = x.clone()
+        dist.all_reduce(total, group=cp.group)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, group=ctx.cp.group)
+        return grad, None
+
+
+def all_reduce_sum(x: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
+    """The sum of `x` over the CP ranks, differentiable (a non-causal mixer's state over the whole sequence);
+    `x` itself where there is one block."""
+    return x if cp.size == 1 else _AllReduceSum.apply(x, cp)
 
 
 def previous_block_tail(tail: torch.Tensor, cp: ContextParallel) -> torch.Tensor:

@@ -50,6 +50,13 @@ class ModelConfig:
     """SwiGLU width; 0 means fla's rule (8/3 · hidden rounded up to 256). Mixers that have no MLP ignore it."""
     norm_eps: float = 1e-6
     init_std: float = 0.02
+    tokens: str = "frame"
+    """`frame`: one position per frame, the whole frame projected into it (the seed paper's model). `patch`: every
+    frame cut into `patch_size`² patches, one token each, the window one sequence of T × P tokens (STORM's)."""
+    patch_size: int = 4
+    frame_causal: bool = False
+    """With `tokens: patch`, let every token see its whole frame as well as the frames before (attention by its
+    mask, GLA and Mamba2 by reading each frame's state); the delta-rule mixers cannot."""
     head: str = "absolute"
     """`absolute`: the head writes the forecast fields (the seed paper's eq. 10). `residual`: it writes their change
     from the last input frame, starting from persistence (a zero-initialised head), so the model learns the
@@ -261,6 +268,7 @@ def validate(config: Config) -> None:
     if parallel.sequence_parallel and parallel.tensor_parallel == 1:
         raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
     _validate_context_parallel(config)
+    _validate_tokens(model)
     _validate_objective(config)
     for name in data.variables:
         if name not in VARIABLES:
@@ -275,6 +283,21 @@ def validate(config: Config) -> None:
             f"train.micro_batch_size={train.micro_batch_size}"
         )
     config.model.mixer.validate(model.hidden_size, parallel.tensor_parallel)
+
+
+def _validate_tokens(model: ModelConfig) -> None:
+    if model.tokens not in ("frame", "patch"):
+        raise MegageoError(f"config key model.tokens must be frame or patch, got {model.tokens!r}")
+    if model.patch_size < 1:
+        raise MegageoError(f"config key model.patch_size must be at least 1, got {model.patch_size}")
+    if model.frame_causal and model.tokens != "patch":
+        raise MegageoError("model.frame_causal needs model.tokens=patch (with one token per frame every model is)")
+    if model.frame_causal and not model.mixer.supports_frame_causal:
+        raise MegageoError(
+            f"model.frame_causal is not available for mixer {model.mixer.type}: a delta rule's state after a frame is "
+            "a product of non-commuting (I - beta k k^T) updates, so a frame cannot be read at once (use gla, mamba2, "
+            "transformer or global_linear)"
+        )
 
 
 def _validate_objective(config: Config) -> None:

@@ -25,6 +25,11 @@ class MixerConfig:
     has_mlp: ClassVar[bool] = True
     """Mamba2 blocks are mixer-only (as in fla's Mamba2 model); every other mixer is followed by a SwiGLU."""
 
+    supports_frame_causal: ClassVar[bool] = True
+    """Whether the layer can let tokens see their whole frame (`model.frame_causal`): softmax attention by its mask,
+    GLA and SSD by reading each frame's state (`megageo.ops.frame_causal`). The delta-rule family cannot: the
+    state after a frame is a product of non-commuting (I − β k kᵀ) updates, with no per-frame closed form."""
+
     num_heads: int = 4
 
     def validate(self, hidden_size: int, tensor_parallel: int) -> None:
@@ -75,6 +80,8 @@ class GLAConfig(MixerConfig):
 @MixerConfig.register("deltanet")
 @dataclass
 class DeltaNetConfig(MixerConfig):
+    supports_frame_causal: ClassVar[bool] = False
+
     num_heads: int = 8
     head_dim: int = 128
     use_output_gate: bool = False
@@ -89,6 +96,8 @@ class DeltaNetConfig(MixerConfig):
 @MixerConfig.register("gated_deltanet")
 @dataclass
 class GatedDeltaNetConfig(MixerConfig):
+    supports_frame_causal: ClassVar[bool] = False
+
     num_heads: int = 6
     head_dim: int = 256
     expand_v: float = 1.0
@@ -103,6 +112,8 @@ class GatedDeltaNetConfig(MixerConfig):
 @MixerConfig.register("kda")
 @dataclass
 class KDAConfig(MixerConfig):
+    supports_frame_causal: ClassVar[bool] = False
+
     num_heads: int = 6
     head_dim: int = 256
     use_short_conv: bool = True
@@ -135,3 +146,13 @@ class Mamba2Config(MixerConfig):
             )
         if not self.use_short_conv:
             raise MegageoError("model.mixer.use_short_conv must be true for mamba2 (its conv is part of the layer)")
+
+
+@MixerConfig.register("global_linear")
+@dataclass
+class GlobalLinearConfig(MixerConfig):
+    """Non-causal linear attention: every position reads one state summed over the whole sequence (the denoiser
+    of a window, or a forecaster whose inputs are all in the past anyway)."""
+
+    num_heads: int = 4
+    head_dim: int = 64

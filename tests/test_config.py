@@ -121,6 +121,7 @@ def test_every_registered_mixer_config_has_its_layer() -> None:
     assert {config.type: layer.__name__ for config, layer in MIXERS.items()} == {
         "transformer": "Attention", "gla": "GatedLinearAttention", "deltanet": "DeltaNet",
         "gated_deltanet": "GatedDeltaNet", "kda": "KimiDeltaAttention", "mamba2": "Mamba2",
+        "global_linear": "GlobalLinearAttention",
     }
     assert set(MIXERS) == set(MixerConfig.registry.values())
     with pytest.raises(TypeError, match="KDAConfig is not the config registered for mixer 'gla'"):

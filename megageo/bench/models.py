@@ -129,7 +129,7 @@ def measure(case: BenchCase, frame: tuple[int, int, int], steps: int, threads: i
     case.step_s = [_timed(train_step, steps)]
     case.peak_mem_gb = peak_memory_gb()
     case.sample_s = [_timed(infer, steps) / case.batch_size]
-    case.flops_per_token = 3 * summarize(config, frame, 1).flops_per_token(config, case.seq_len)
+    case.flops_per_token = 3 * summarize(config, frame, 1).flops_per_frame(config, case.seq_len)
     return case
 
 

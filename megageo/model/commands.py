@@ -13,14 +13,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary = commands.add_parser(
         "summary", help="parameter count by part and FLOPs per token",
         description="Print the parameter count of a forecaster by part (input projection, backbone, head) and its "
-        "analytic FLOPs per token (frame) at several sequence lengths. The frame is C×73×144 (the NCEP grid, C = "
-        "number of levels) unless --frame says otherwise.",
+        "analytic FLOPs per token at several sequence lengths. A token is a frame, or one patch of a frame for a "
+        "token model (model.tokens=patch). The frame is C×73×144 (the NCEP grid, C = number of levels) unless "
+        "--frame says otherwise.",
     )
     summary.add_argument("--config", nargs="+", required=True, help="one or more YAML configs")
     summary.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set model.num_layers=12 (repeatable)")
     summary.add_argument("--frame", default=None, metavar="C,H,W", help="frame shape (default: levels,73,144)")
-    summary.add_argument("--seq-lens", default="8,1024,16384", help="comma-separated sequence lengths for FLOPs")
+    summary.add_argument("--seq-lens", default="8,1024,16384", help="comma-separated sequence lengths in frames for FLOPs")
     summary.set_defaults(func=run_summary)
 
 

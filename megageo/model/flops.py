@@ -1,11 +1,13 @@
-"""Analytic forward FLOPs per token (a token is one frame), used by `model summary` and the benchmark's TFLOPS.
+"""Analytic forward FLOPs per token (one frame, or one patch of a frame for a token model), used by `model summary`
+and the benchmark's TFLOPS.
 
 Counting rules (a multiply-add is 2 FLOPs; training = 3 × forward, as backward costs twice the forward):
-- every weight of a linear layer applied to each token costs 2 FLOPs; the head runs on the last position only,
-  so its cost is divided by the sequence length;
+- every weight of a linear layer applied to each token costs 2 FLOPs; the head runs on the last frame's positions
+  only (one for a frame model, P for a token model), so its cost is scaled by P / sequence length;
 - depthwise short conv: 2 · kernel · channels; norms, activations and gates are ignored (memory-bound, < 1 %);
 - softmax attention (causal): scores and weighted values each cost 2 · d per visible key, T/2 keys on average
   → 2 · T · d per head;
+- global (non-causal) linear attention: the state write 2KV and its read 2KV per head;
 - chunked linear recurrences with chunk C, key width K and value width V per head:
   output from the carried state 2KV, state update 2KV, intra-chunk scores 2CK, intra-chunk values 2CV;
   the delta rules add the WY representation: KKᵀ within the chunk 2CK, W = A·K 2CK, U = A·V 2CV, the
@@ -34,6 +36,8 @@ def mixer_kernel_flops(config: ModelConfig, seq_len: int) -> float:
     heads = mixer.num_heads
     if mixer.type == "transformer":
         return heads * 2 * seq_len * mixer.head_dim
+    if mixer.type == "global_linear":
+        return heads * 4 * mixer.head_dim**2
     if mixer.type == "gla":
         key_dim, value_dim = hidden * mixer.expand_k / heads, hidden * mixer.expand_v / heads
         return heads * _linear_recurrence(key_dim, value_dim)
@@ -44,11 +48,12 @@ def mixer_kernel_flops(config: ModelConfig, seq_len: int) -> float:
 
 
 def forward_flops_per_token(
-    config: ModelConfig, matmul_params: dict[str, int], conv_channels: int, seq_len: int,
+    config: ModelConfig, matmul_params: dict[str, int], conv_channels: int, seq_len: int, tokens_per_frame: int = 1,
 ) -> float:
     """matmul_params: weights of the linear layers by part ('input', 'backbone', 'head'); conv_channels: the
-    total short-conv channels over all layers."""
-    dense = 2 * (matmul_params["input"] + matmul_params["backbone"]) + 2 * matmul_params["head"] / seq_len
+    total short-conv channels over all layers; seq_len in tokens."""
+    head = 2 * matmul_params["head"] * tokens_per_frame / seq_len
+    dense = 2 * (matmul_params["input"] + matmul_params["backbone"]) + head
     conv = 2 * getattr(config.mixer, "conv_size", 0) * conv_channels
     return dense + conv + config.num_layers * mixer_kernel_flops(config, seq_len)
 

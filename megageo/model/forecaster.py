@@ -1,10 +1,14 @@
 """The seed paper's unified forecaster (§3.2, Fig. 1): frames → input projection → L blocks → head on the last step.
 
 It is written as three stages (`InputProjection`, `Block`s, `ForecastHead`) so a pipeline engine can place them
-on different ranks; `Forecaster` chains them for the non-pipelined case.
+on different ranks; `Forecaster` chains them for the non-pipelined case. With `model.tokens: patch` the end
+stages are `megageo.model.tokens`' patch embedding and patch head and the blocks run over T × P spatiotemporal
+tokens (STORM's backbone); `end_stages` picks them for both.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from megatron.core.tensor_parallel import mappings
@@ -14,6 +18,7 @@ from megageo.errors import MegageoError
 from megageo.model.block import Block
 from megageo.model.frame_projection import project_frames
 from megageo.model.norm import RMSNorm
+from megageo.model.tokens import PatchEmbedding, PatchGrid, PatchHead
 from megageo.model.parallel_layers import TensorParallelContext, column_linear, reduce_partial_grad, row_linear
 from megageo.parallel.context import ContextParallel
 from megageo.parallel.partition import constant, declare
@@ -68,13 +73,31 @@ class ForecastHead(torch.nn.Module):
         return out.view(out.shape[0], self.t_out, *self.frame_shape)
 
 
+StageSpec = tuple[type[torch.nn.Module], tuple]
+"""A stage's class and constructor arguments: built here, or handed to DeepSpeed as a `LayerSpec` so that each
+pipeline rank builds only its own stages."""
+
+
+def end_stages(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext,
+               ) -> tuple[StageSpec, StageSpec, TensorParallelContext]:
+    """The input stage, the head and the context the blocks run in: one position per frame (the seed paper's
+    model) or per patch (`model.tokens: patch`, whose sequence layout the mixers read from the context)."""
+    check_shapes(config, frame_shape, ctx)
+    if config.tokens == "frame":
+        frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
+        return (InputProjection, (frame_size, config, ctx)), (ForecastHead, (frame_shape, t_out, config, ctx)), ctx
+    grid = PatchGrid.of(frame_shape, config.patch_size)
+    ctx = dataclasses.replace(ctx, sequence=grid.sequence(config.frame_causal))
+    return (PatchEmbedding, (grid, config, ctx)), (PatchHead, (grid, t_out, config, ctx)), ctx
+
+
 class Forecaster(torch.nn.Module):
     def __init__(self, config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int, ctx: TensorParallelContext):
         super().__init__()
-        check_shapes(config, frame_shape, ctx)
-        self.input = InputProjection(frame_shape[0] * frame_shape[1] * frame_shape[2], config, ctx)
+        (input_stage, input_args), (head, head_args), ctx = end_stages(config, frame_shape, t_out, ctx)
+        self.input = input_stage(*input_args)
         self.blocks = torch.nn.ModuleList(Block(config, ctx) for _ in range(config.num_layers))
-        self.head = ForecastHead(frame_shape, t_out, config, ctx)
+        self.head = head(*head_args)
         self.residual = config.head == "residual"
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -99,6 +122,14 @@ def unsharded_forecaster(config: ModelConfig, frame_shape: tuple[int, int, int],
 
 
 def check_shapes(config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> None:
+    """What the frame shape must allow: the frame model splits a frame's values across TP ranks, the token model
+    splits a token's outputs (T_out · C · p · p) across them."""
+    if config.tokens == "patch":
+        grid = PatchGrid.of(frame_shape, config.patch_size)
+        if grid.token_values % ctx.tp:
+            raise MegageoError(f"a patch of {grid.token_values} values (C·p·p) cannot be split across {ctx.tp} "
+                               "tensor-parallel ranks")
+        return
     frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
     if frame_size % ctx.tp:
         raise MegageoError(

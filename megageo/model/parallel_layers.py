@@ -17,6 +17,7 @@ from megatron.core.model_parallel_config import ModelParallelConfig
 from megatron.core.tensor_parallel import mappings
 from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParallelLinear
 
+from megageo.model.sequence import SequenceLayout
 from megageo.parallel import groups
 from megageo.parallel.context import ContextParallel
 from megageo.parallel.partition import Partition, constant, declare, normal
@@ -24,8 +25,8 @@ from megageo.parallel.partition import Partition, constant, declare, normal
 
 @dataclass(frozen=True)
 class TensorParallelContext:
-    """What a module needs to know about the layout: TP degree and rank, whether activations are seq-split, and
-    which context-parallel block of the sequence this rank holds."""
+    """What a module needs to know about the layout: TP degree and rank, whether activations are seq-split,
+    which context-parallel block of the sequence this rank holds, and what a position of that sequence is."""
 
     tp: int
     rank: int
@@ -34,6 +35,7 @@ class TensorParallelContext:
     num_layers: int
     params_dtype: torch.dtype = torch.float32
     cp: ContextParallel = ContextParallel()
+    sequence: SequenceLayout = SequenceLayout()
 
     @classmethod
     def current(cls, sequence_parallel: bool, init_std: float, num_layers: int) -> TensorParallelContext:

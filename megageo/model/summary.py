@@ -21,13 +21,19 @@ class ModelSummary:
     params: dict[str, int]
     matmul_params: dict[str, int]
     conv_channels: int
+    tokens_per_frame: int = 1
 
     @property
     def total(self) -> int:
         return sum(self.params.values())
 
+    def flops_per_frame(self, config: ModelConfig, frames: int) -> float:
+        """Forward FLOPs per input frame of a window of `frames`: its tokens' FLOPs, whatever a token is."""
+        return self.tokens_per_frame * self.flops_per_token(config, frames * self.tokens_per_frame)
+
     def flops_per_token(self, config: ModelConfig, seq_len: int) -> float:
-        return forward_flops_per_token(config, self.matmul_params, self.conv_channels, seq_len)
+        """Forward FLOPs per token of a sequence of `seq_len` tokens (frames × tokens per frame)."""
+        return forward_flops_per_token(config, self.matmul_params, self.conv_channels, seq_len, self.tokens_per_frame)
 
 
 def _part(name: str) -> str:
@@ -47,17 +53,20 @@ def summarize(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int
             matmul[_part(name)] += module.weight.numel()
         elif isinstance(module, ShortConvolution):
             conv_channels += module.weight.shape[0]
-    return ModelSummary(params, matmul, conv_channels)
+    grid = getattr(model.head, "grid", None)
+    return ModelSummary(params, matmul, conv_channels, 1 if grid is None else grid.tokens_per_frame)
 
 
 def format_summary(config: ModelConfig, summary: ModelSummary, seq_lens: list[int]) -> str:
+    tokens = (f", {summary.tokens_per_frame} tokens per frame (patch {config.patch_size})"
+              if config.tokens == "patch" else "")
     lines = [f"mixer {config.mixer.type}: {config.num_layers} layers, hidden {config.hidden_size}, "
-             f"{config.mixer.num_heads} heads"]
+             f"{config.mixer.num_heads} heads{tokens}"]
     for key, label in PARTS.items():
         lines.append(f"  {label:<18}{summary.params[key]:>14,d} parameters")
     lines.append(f"  {'total':<18}{summary.total:>14,d} parameters ({summary.total / 1e6:.1f} M)")
-    for seq_len in seq_lens:
-        forward = summary.flops_per_token(config, seq_len)
-        lines.append(f"  seq {seq_len:>7,d}: {forward / 1e9:8.3f} GFLOP/token forward, "
-                     f"{3 * forward / 1e9:8.3f} GFLOP/token training")
+    for frames in seq_lens:
+        forward = summary.flops_per_token(config, frames * summary.tokens_per_frame)
+        lines.append(f"  {frames:>7,d} frames ({frames * summary.tokens_per_frame:,d} tokens): {forward / 1e9:8.3f} "
+                     f"GFLOP/token forward, {3 * forward / 1e9:8.3f} GFLOP/token training")
     return "\n".join(lines)

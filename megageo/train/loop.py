@@ -86,7 +86,7 @@ class Loop:
         train = config.train
         self.frames_per_step = train.global_batch_size * config.data.t_in
         summary = summarize(config.model, frame_shape, config.data.t_out)
-        forward = summary.flops_per_token(config.model, config.data.t_in)
+        forward = summary.flops_per_frame(config.model, config.data.t_in)
         self.flops_per_step_per_rank = 3 * forward * self.frames_per_step / world_size  # forward + 2x backward
         self.preemption = Preemption()
         self.bar = tqdm(total=train.steps, unit="step", desc="train", disable=not log.enabled, dynamic_ncols=True)

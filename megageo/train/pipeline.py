@@ -1,4 +1,4 @@
-"""The forecaster as a DeepSpeed `PipelineModule`: input projection, one `LayerSpec` per block, then the head.
+"""The forecaster as a DeepSpeed `PipelineModule`: input stage, one `LayerSpec` per block, then the head.
 
 Stages are balanced by blocks (`type:Block`): the input projection joins the first stage and the head the last.
 Each stage initialises its layers under the names they have in `Forecaster` (`input.`, `blocks.{i}.`,
@@ -15,9 +15,7 @@ from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
 
 from megageo.config import ModelConfig
 from megageo.model.block import Block
-from megageo.model.forecaster import (
-    ForecastHead, InputProjection, add_last_frame, check_shapes, context_parallel_loss,
-)
+from megageo.model.forecaster import add_last_frame, context_parallel_loss, end_stages
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
 from megageo.parallel.context import ContextParallel
@@ -34,12 +32,11 @@ def build_pipeline(
 ) -> PipelineModule:
     """`gradient_replicas` = DP × CP: DeepSpeed's grid calls that axis "data" (rank = tp + TP·(cp + CP·(dp + DP·pp))
     in Megatron's tp-cp-ep-dp-pp order is its model + MP·(data + DATA·pipe))."""
-    check_shapes(config, frame_shape, ctx)
-    frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
+    first, last, block_ctx = end_stages(config, frame_shape, t_out, ctx)
     specs = [
-        LayerSpec(InputProjection, frame_size, config, ctx),
-        *(LayerSpec(Block, config, ctx) for _ in range(config.num_layers)),
-        LayerSpec(ForecastHead, frame_shape, t_out, config, ctx),
+        LayerSpec(first[0], *first[1]),
+        *(LayerSpec(Block, config, block_ctx) for _ in range(config.num_layers)),
+        LayerSpec(last[0], *last[1]),
     ]
     topology = PipeModelDataParallelTopology(num_pp=pipeline_parallel, num_mp=ctx.tp, num_dp=gradient_replicas)
     return PipelineModule(

@@ -50,3 +50,22 @@ def test_transformer_flops_per_token_by_hand() -> None:
     head = 2 * hidden * t_out * FRAME_SIZE / seq
     attention = layers * heads * 2 * seq * head_dim
     assert summary.flops_per_token(config.model, seq) == pytest.approx(dense + head + attention, rel=1e-12)
+
+
+def test_token_model_counts_and_flops_per_token_by_hand() -> None:
+    """The tiny GLA over 4×4 patches: 19 × 36 = 684 tokens a frame (73 rows padded to 76), a 16-value patch
+    embedding with one position vector per patch, the head writing T_out × 16 values per token of the last frame."""
+    from megageo.model.summary import summarize
+
+    config = load_config(CONFIG_DIR / "tiny" / "gla.yaml", ["model.tokens=patch", "model.patch_size=4"])
+    summary = summarize(config.model, NCEP_FRAME, config.data.t_out)
+    hidden, t_out, tokens, layers = 256, config.data.t_out, 684, 2
+    assert summary.tokens_per_frame == tokens
+    assert summary.params["input"] == 16 * hidden + hidden + tokens * hidden
+    assert summary.params["head"] == hidden + hidden * t_out * 16 + t_out * 16
+    frames = 8
+    backbone = summary.matmul_params["backbone"]
+    # 4 heads of K = 256 · 0.5 / 4 = 32 and V = 64, chunk 64 (`megageo.model.flops`)
+    recurrence = 4 * (4 * (hidden // 8) * (hidden // 4) + 2 * 64 * (hidden // 8 + hidden // 4))
+    expected = 2 * 16 * hidden + 2 * backbone + 2 * hidden * t_out * 16 * tokens / (frames * tokens) + layers * recurrence
+    assert summary.flops_per_token(config.model, frames * tokens) == pytest.approx(expected, rel=1e-12)

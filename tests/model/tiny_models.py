@@ -15,9 +15,12 @@ MIXER_SETTINGS = {
     "kda": dict(num_heads=4, head_dim=8),
     "mamba2": dict(num_heads=4, head_dim=16, state_size=8, n_groups=2),
 }
+TOKEN_MIXER_SETTINGS = {"global_linear": dict(num_heads=4, head_dim=8)}
+"""Mixers that only token models need (the data-assimilation denoiser's non-causal one)."""
 
 
 def tiny_model_config(mixer: str) -> ModelConfig:
     import megageo.model.mixers  # noqa: F401  (registers the mixers)
 
-    return ModelConfig(mixer=MixerConfig.registry[mixer](**MIXER_SETTINGS[mixer]), num_layers=2, hidden_size=32)
+    settings = {**MIXER_SETTINGS, **TOKEN_MIXER_SETTINGS}[mixer]
+    return ModelConfig(mixer=MixerConfig.registry[mixer](**settings), num_layers=2, hidden_size=32)

@@ -5,6 +5,9 @@ interrupted CP=2 run resumes exactly, a CP=2 checkpoint is refused at another la
 reshard CP=2 → CP=1 → CP=2 round-trips the weights and Adam state bit for bit, and one process resumed from the
 CP=1 reshard continues with the CP=2 run's losses.
 
+The token model (frame-causal GLA over 4 × 4 patches of the 8 × 16 grid: 8 tokens a frame, 96 a window) trains
+like the frame model at CP=2, CP=2×TP=2+SP, CP=2×PP=2 and CP=2×DP=2 under ZeRO-2, in the same processes.
+
 Windows are 12 frames, so CP=4 blocks (3 frames) still hold GLA's 3-frame conv halo.
 """
 
@@ -29,6 +32,12 @@ GLA_LAYOUTS_4_RANKS = {
     "cp2-dp2-zero2": dict(parallel__context_parallel=2, parallel__zero_stage=2, train__micro_batch_size=1),
 }
 CP2 = dict(parallel__context_parallel=2, parallel__zero_stage=1)
+TOKENS = dict(model__tokens="patch", model__patch_size=4, model__frame_causal=True)
+TOKEN_LAYOUTS_4_RANKS = {
+    "tokens cp2-tp2-sp": dict(parallel__context_parallel=2, parallel__tensor_parallel=2, parallel__sequence_parallel=True),
+    "tokens cp2-pp2": dict(parallel__context_parallel=2, parallel__pipeline_parallel=2),
+    "tokens cp2-dp2-zero2": dict(parallel__context_parallel=2, parallel__zero_stage=2, train__micro_batch_size=1),
+}
 
 
 def _overrides(store: Path, out: Path, mixer: str, **settings) -> list[str]:
@@ -36,7 +45,9 @@ def _overrides(store: Path, out: Path, mixer: str, **settings) -> list[str]:
 
 
 def _single_process(store: Path, out: Path) -> dict[str, list[float]]:
-    return {mixer: run_training(_overrides(store, out / mixer, mixer)) for mixer in MIXERS}
+    results = {mixer: run_training(_overrides(store, out / mixer, mixer)) for mixer in MIXERS}
+    results["gla tokens"] = run_training(_overrides(store, out / "tokens", "gla", **TOKENS))
+    return results
 
 
 def _two_ranks(store: Path, out: Path) -> dict:
@@ -45,6 +56,7 @@ def _two_ranks(store: Path, out: Path) -> dict:
 
     results = {mixer: run_training(_overrides(store, out / mixer, mixer, parallel__context_parallel=2))
                for mixer in MIXERS}
+    results["gla tokens"] = run_training(_overrides(store, out / "tokens", "gla", parallel__context_parallel=2, **TOKENS))
     interrupted = out / "interrupted"
     results["uninterrupted"] = run_training(_overrides(store, out / "uninterrupted", "gla", **CP2))
     results["first part"] = run_training(_overrides(store, interrupted, "gla", **CP2), stop_at=SAVED_AT)
@@ -57,8 +69,8 @@ def _two_ranks(store: Path, out: Path) -> dict:
 
 
 def _four_ranks(store: Path, out: Path) -> dict[str, list[float]]:
-    return {name: run_training(_overrides(store, out / name, "gla", **settings))
-            for name, settings in GLA_LAYOUTS_4_RANKS.items()}
+    layouts = {**GLA_LAYOUTS_4_RANKS, **{name: {**settings, **TOKENS} for name, settings in TOKEN_LAYOUTS_4_RANKS.items()}}
+    return {name: run_training(_overrides(store, out / name, "gla", **settings)) for name, settings in layouts.items()}
 
 
 def _resume_one_process(store: Path, out: Path) -> list[float]:
@@ -113,6 +125,14 @@ def test_cp2_training_matches_one_process(two_ranks, reference, mixer: str) -> N
 def test_gla_context_parallel_layouts_match_one_process(four_ranks, reference, layout: str) -> None:
     error = worst_error(four_ranks[layout], reference["gla"])
     assert error <= TOLERANCE, f"GLA at {layout}: per-step losses differ by {error:.2e}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["tokens cp2", *TOKEN_LAYOUTS_4_RANKS])
+def test_token_model_layouts_match_one_process(two_ranks, four_ranks, reference, layout: str) -> None:
+    losses = two_ranks["gla tokens"] if layout == "tokens cp2" else four_ranks[layout]
+    error = worst_error(losses, reference["gla tokens"])
+    assert error <= TOLERANCE, f"token GLA at {layout}: per-step losses differ by {error:.2e}"
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from megageo.model.mixers.base import LinearAttentionMixer, fla_recurrence, head
 from megageo.model.parallel_layers import column_linear, replicated_linear
 from megageo.model.registry import register_mixer
 from megageo.model.state_passing import DiagonalDecay, Recurrence
-from megageo.ops import chunk_gla
+from megageo.ops import chunk_gla, frame_causal_gla
 from megageo.ops.precision import upcast
 
 
@@ -35,5 +35,11 @@ class GatedLinearAttention(LinearAttentionMixer):
         forget = self.forget_up(self.forget_down(x))[0]
         log_forget = F.logsigmoid(upcast(forget)) / self.config.gate_logit_normalizer
         q, k, g = (heads(t, head_k_dim) for t in (parts["q"], parts["k"], log_forget))
-        kernel = fla_recurrence(chunk_gla, q, k, g)
-        return Recurrence(heads(parts["v"], self.head_v_dim), head_k_dim, kernel, DiagonalDecay(g, q, head_k_dim**-0.5))
+        values, scale = heads(parts["v"], self.head_v_dim), head_k_dim**-0.5
+        sequence = self.ctx.sequence
+        if sequence.frame_causal and sequence.is_tokenized:
+            def kernel(v: torch.Tensor, state: torch.Tensor | None):
+                return frame_causal_gla(q, k, v, g, sequence.tokens_per_frame, scale, state, state is not None)
+
+            return Recurrence(values, head_k_dim, kernel)
+        return Recurrence(values, head_k_dim, fla_recurrence(chunk_gla, q, k, g), DiagonalDecay(g, q, scale))

@@ -14,7 +14,7 @@ from megageo.model.norm import GatedRMSNorm
 from megageo.model.registry import register_mixer
 from megageo.model.state_passing import DiagonalDecay, Recurrence
 from megageo.ops.precision import upcast
-from megageo.ops import mamba_chunk_scan_combined
+from megageo.ops import frame_causal_gla, mamba_chunk_scan_combined
 from megageo.parallel.partition import Partition, constant, declare
 
 SSD_CHUNK = 64
@@ -59,6 +59,17 @@ class Mamba2(LinearAttentionMixer):
 
         step = F.softplus(upcast(parts["dt"]) + upcast(self.decay.dt_bias))  # as the kernel computes it
         log_decay = (step * -self.decay.A_log.exp()).unsqueeze(-1)
-        queries = C.repeat_interleave(self.config.num_heads // self.config.n_groups, dim=2)
-        return Recurrence(heads(parts["x"], self.config.head_dim), state_size, kernel,
-                          DiagonalDecay(log_decay, queries, scale=1.0))
+        heads_per_group = self.config.num_heads // self.config.n_groups
+        queries = C.repeat_interleave(heads_per_group, dim=2)
+        values = heads(parts["x"], self.config.head_dim)
+        sequence = self.ctx.sequence
+        if sequence.frame_causal and sequence.is_tokenized:
+            keys = upcast(B).repeat_interleave(heads_per_group, dim=2) * step.unsqueeze(-1)
+
+            def frame_kernel(v: torch.Tensor, state: torch.Tensor | None):
+                out, final = frame_causal_gla(queries, keys, v, log_decay, sequence.tokens_per_frame, 1.0, state,
+                                              state is not None)
+                return out + (upcast(v) * self.D.view(-1, 1)).to(out.dtype), final
+
+            return Recurrence(values, state_size, frame_kernel)
+        return Recurrence(values, state_size, kernel, DiagonalDecay(log_decay, queries, scale=1.0))

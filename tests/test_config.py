@@ -108,8 +108,9 @@ def test_configs_load_without_importing_the_model() -> None:
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     mixers, imported = result.stdout.split("\n")[:2]
     six = ["deltanet", "gated_deltanet", "gla", "kda", "mamba2", "transformer"]
-    tiny = ["deltanet", "gated_deltanet", "gla", "gla", "kda", "mamba2", "transformer"]  # gla_winds.yaml
-    assert mixers.split() == six + six + tiny, result.stderr  # 340m/, paper/, tiny/
+    with_tokens = ["deltanet", "gated_deltanet", "gla", "gla", "kda", "mamba2", "transformer"]  # gla_tokens.yaml
+    tiny = ["deltanet", "gated_deltanet", "gla", "gla", "gla", "kda", "mamba2", "transformer"]  # + gla_winds.yaml
+    assert mixers.split() == with_tokens + six + tiny, result.stderr  # 340m/, paper/, tiny/
     assert imported == ""
 
 

@@ -114,6 +114,12 @@ def load_job(config_path: str, overrides: list[str], frames: int, frame_shape: t
              for value in [str(f.default).lower() if isinstance(f.default, bool) else f.default]]
     settings = (*overrides, *reset, f"data.t_in={frames}", f"train.micro_batch_size={micro_batch}")
     config = load_config(config_path, list(settings))
+    if config.model.tokens != "frame":
+        raise MegageoError(
+            f"{config_path}: megageo plan models frame configs only; its memory model for token configs "
+            "(model.tokens=patch: patch embedding, frame-causal kernels, T x P positions) is not written and "
+            "validated yet, and an unvalidated prediction would be worse than none"
+        )
     return describe(config, frames, frame_shape, micro_batch), settings
 
 

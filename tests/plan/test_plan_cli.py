@@ -62,3 +62,10 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, capsys)
     assert main(["plan", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("megageo: error: ") and message in err and "\n" not in err
+
+
+def test_a_token_config_is_refused_in_one_line(capsys) -> None:
+    assert main(["plan", "--config", "configs/tiny/gla_tokens.yaml", "--frames", "64", "--nodes", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith("megageo: error: ") and "megageo plan models frame configs only" in error

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from megageo.bench.models import OOM
+from megageo.bench.models import OOM, model_label
 from megageo.errors import MegageoError
 from megageo.io.atomic import write_text
 
@@ -40,6 +40,8 @@ class ContextCase:
     config: str
     frames: int
     cp: int
+    tokens_per_frame: int = 1
+    """Positions of the backbone per frame: 1 for a frame model, the patches of a frame for a token model."""
     status: str = "ok"
     step_s: list[float] = field(default_factory=list)
     """Seconds of each timed step (the slowest rank's: every step ends in collectives)."""
@@ -56,6 +58,14 @@ class ContextCase:
     @property
     def ms_per_1k_frames(self) -> float:
         return 1e6 * self.median_step_s / self.frames
+
+    @property
+    def tokens(self) -> int:
+        return self.frames * self.tokens_per_frame
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.median_step_s
 
     @property
     def max_peak_gb(self) -> float:
@@ -169,9 +179,12 @@ def run_bench(cases: list[ContextCase], frame: tuple[int, int, int], steps: int,
               overrides: list[str], progress=None) -> list[ContextCase]:
     """Every case in turn; `threads` per rank, or 0 for this machine's cores shared among the case's ranks."""
     from megageo.config import load_config
+    from megageo.model.tokens import tokens_per_frame
 
     for case in cases:  # every config, length and CP degree is checked before the first case starts
-        load_config(case.config, [f"data.t_in={case.frames}", f"parallel.context_parallel={case.cp}", *overrides])
+        config = load_config(case.config, [f"data.t_in={case.frames}", f"parallel.context_parallel={case.cp}",
+                                           *overrides])
+        case.tokens_per_frame = tokens_per_frame(config.model, frame)
     results = []
     for case in cases:
         case_threads = threads or max(1, (os.cpu_count() or 1) // case.cp)
@@ -182,16 +195,16 @@ def run_bench(cases: list[ContextCase], frame: tuple[int, int, int], steps: int,
 
 
 def format_table(results: list[ContextCase]) -> str:
-    header = (f"{'mixer':<16}{'frames':>9}{'CP':>4}{'step s':>9}{'ms/1K fr':>10}{'setup GB':>10}{'frames GB':>11}"
-              f"{'peak GB/rank (max)':>20}  status")
+    header = (f"{'mixer':<22}{'frames':>9}{'tokens':>11}{'CP':>4}{'step s':>9}{'ms/1K fr':>10}{'tokens/s':>10}"
+              f"{'setup GB':>10}{'frames GB':>11}{'peak GB/rank (max)':>20}  status")
     lines = [header, "-" * len(header)]
     for case in results:
+        where = f"{case.mixer:<22}{case.frames:>9,d}{case.tokens:>11,d}{case.cp:>4}"
         if case.status != "ok":
-            lines.append(f"{case.mixer:<16}{case.frames:>9,d}{case.cp:>4}{'':>69}  {case.status}: {case.error}")
+            lines.append(f"{where}{'':>79}  {case.status}: {case.error}")
             continue
-        lines.append(f"{case.mixer:<16}{case.frames:>9,d}{case.cp:>4}{case.median_step_s:>9.2f}"
-                     f"{case.ms_per_1k_frames:>10.1f}{max(case.setup_gb):>10.2f}{case.frames_gb:>11.2f}"
-                     f"{case.max_peak_gb:>20.2f}  ok")
+        lines.append(f"{where}{case.median_step_s:>9.2f}{case.ms_per_1k_frames:>10.1f}{case.tokens_per_s:>10,.0f}"
+                     f"{max(case.setup_gb):>10.2f}{case.frames_gb:>11.2f}{case.max_peak_gb:>20.2f}  ok")
     return "\n".join(lines)
 
 
@@ -224,7 +237,9 @@ def summary_lines(results: list[ContextCase]) -> list[str]:
 
 def write_results(results: list[ContextCase], out_dir: Path) -> Path:
     return write_text(out_dir / "bench_context.json", json.dumps(
-        [{**asdict(case), "ms_per_1k_frames": case.ms_per_1k_frames if case.status == "ok" else None}
+        [{**asdict(case), "tokens": case.tokens,
+          "ms_per_1k_frames": case.ms_per_1k_frames if case.status == "ok" else None,
+          "tokens_per_s": case.tokens_per_s if case.status == "ok" else None}
          for case in results], indent=2))
 
 
@@ -233,5 +248,6 @@ def parse_cases(configs: list[str], lengths: list[int], degrees: list[int]) -> l
 
     if not configs or not lengths or not degrees:
         raise MegageoError("bench context needs at least one config, one length and one CP degree")
-    return [ContextCase(load_config(path).model.mixer.type, str(path), frames, cp)
+    return [ContextCase(model_label(load_config(path).model), str(path), frames, cp)
             for path in configs for frames in lengths for cp in degrees]
+

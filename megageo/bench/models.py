@@ -25,12 +25,22 @@ from megageo.io.atomic import write_text
 OOM = "oom"
 
 
+def model_label(model) -> str:
+    """The mixer, and for a token model its patch and causality (`gla/p8 frame-causal`), so that a frame and a
+    token model of one mixer are told apart in a table."""
+    if model.tokens == "frame":
+        return model.mixer.type
+    return f"{model.mixer.type}/p{model.patch_size}" + (" frame-causal" if model.frame_causal else "")
+
+
 @dataclass
 class BenchCase:
     mixer: str
     config: str
     seq_len: int
     batch_size: int
+    tokens_per_frame: int = 1
+    """Backbone positions per frame (the patches of a frame for a token model): tokens/s counts them."""
     status: str = "ok"
     step_s: list[float] = field(default_factory=list)
     """Seconds per training step, one value per round (the mean of that round's timed steps)."""
@@ -54,7 +64,7 @@ class BenchCase:
         self.sample_s += measured.sample_s
         self.flops_per_token = measured.flops_per_token
         self.peak_mem_gb = max(self.peak_mem_gb, measured.peak_mem_gb)
-        self.tokens_per_s = self.batch_size * self.seq_len / statistics.median(self.step_s)
+        self.tokens_per_s = self.batch_size * self.seq_len * self.tokens_per_frame / statistics.median(self.step_s)
         self.tflops = self.flops_per_token * self.tokens_per_s / 1e12
         self.latency_ms = 1e3 * statistics.median(self.sample_s)
 
@@ -129,7 +139,8 @@ def measure(case: BenchCase, frame: tuple[int, int, int], steps: int, threads: i
     case.step_s = [_timed(train_step, steps)]
     case.peak_mem_gb = peak_memory_gb()
     case.sample_s = [_timed(infer, steps) / case.batch_size]
-    case.flops_per_token = 3 * summarize(config, frame, 1).flops_per_frame(config, case.seq_len)
+    summary = summarize(config, frame, 1)
+    case.flops_per_token = 3 * summary.flops_per_token(config, case.seq_len * summary.tokens_per_frame)
     return case
 
 
@@ -172,11 +183,14 @@ def run_bench(
 ) -> list[BenchCase]:
     """Every (config, length) case measured `rounds` times, rounds interleaved (see the module's docstring)."""
     from megageo.config import load_config
+    from megageo.model.tokens import tokens_per_frame
 
     if rounds < 1:
         raise MegageoError(f"--rounds must be at least 1, got {rounds}")
-    mixers = {path: load_config(path).model.mixer.type for path in configs}  # fail on a bad config before timing
-    cases = [BenchCase(mixer, str(path), seq_len, batch_size) for seq_len in seq_lens for path, mixer in mixers.items()]
+    models = {path: load_config(path).model for path in configs}  # fail on a bad config before timing
+    mixers = {path: model_label(model) for path, model in models.items()}
+    cases = [BenchCase(mixers[path], str(path), seq_len, batch_size, tokens_per_frame(models[path], frame))
+             for seq_len in seq_lens for path in models]
     for round_index in range(rounds):
         for case in cases if round_index % 2 == 0 else cases[::-1]:
             if case.status != "ok":
@@ -188,11 +202,11 @@ def run_bench(
 
 
 def format_table(results: list[BenchCase]) -> str:
-    header = (f"{'mixer':<16}{'seq':>8}{'tokens/s':>12}{'spread':>8}{'TFLOPS':>10}{'peak GB':>10}{'latency ms':>12}"
+    header = (f"{'mixer':<22}{'frames':>8}{'tokens/s':>12}{'spread':>8}{'TFLOPS':>10}{'peak GB':>10}{'latency ms':>12}"
               "  status")
     lines = [header, "-" * len(header)]
     for case in results:
-        lines.append(f"{case.mixer:<16}{case.seq_len:>8,d}{case.tokens_per_s:>12,.1f}{f'±{case.spread:.0%}':>8}"
+        lines.append(f"{case.mixer:<22}{case.seq_len:>8,d}{case.tokens_per_s:>12,.1f}{f'±{case.spread:.0%}':>8}"
                      f"{case.tflops:>10.4f}{case.peak_mem_gb:>10.2f}{case.latency_ms:>12.2f}  {case.status}")
     return "\n".join(lines)
 

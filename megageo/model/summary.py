@@ -67,6 +67,6 @@ def format_summary(config: ModelConfig, summary: ModelSummary, seq_lens: list[in
     lines.append(f"  {'total':<18}{summary.total:>14,d} parameters ({summary.total / 1e6:.1f} M)")
     for frames in seq_lens:
         forward = summary.flops_per_token(config, frames * summary.tokens_per_frame)
-        lines.append(f"  {frames:>7,d} frames ({frames * summary.tokens_per_frame:,d} tokens): {forward / 1e9:8.3f} "
-                     f"GFLOP/token forward, {3 * forward / 1e9:8.3f} GFLOP/token training")
+        lines.append(f"  {frames:>7,d} frames ({frames * summary.tokens_per_frame:,d} tokens): {forward / 1e9:9.4g} "
+                     f"GFLOP/token forward, {3 * forward / 1e9:9.4g} GFLOP/token training")
     return "\n".join(lines)

@@ -66,6 +66,11 @@ class PatchGrid:
         return SequenceLayout(self.rows, self.cols, frame_causal)
 
 
+def tokens_per_frame(config: ModelConfig, frame_shape: tuple[int, int, int]) -> int:
+    """Backbone positions per frame: 1 for the frame model, the patches of a frame for a token model."""
+    return 1 if config.tokens == "frame" else PatchGrid.of(frame_shape, config.patch_size).tokens_per_frame
+
+
 def patchify(frames: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
     """[B, T, C, H, W] → [B, T·P, C·p·p]; rows past the grid repeat its last (south-pole) row."""
     batch, steps = frames.shape[:2]

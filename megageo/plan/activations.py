@@ -27,7 +27,7 @@ from types import SimpleNamespace
 from megageo.config import ModelConfig
 from megageo.model.mlp import swiglu_width
 from megageo.model.registry import MIXERS
-from megageo.plan.kernels import CHUNK, Kept, cpu_kernel, fused_kernel
+from megageo.plan.kernels import CHUNK, Kept, cpu_kernel, fused_kernel, token_kernel
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class MixerShape:
         heads = mixer.num_heads
         if mixer.type == "mamba2":
             key, value = mixer.state_size, mixer.head_dim
-        elif mixer.type == "transformer":
+        elif mixer.type in ("transformer", "global_linear"):
             key = value = mixer.head_dim
         else:
             key, value = stand_in.segments["k"] / heads, output_width / heads
@@ -92,7 +92,7 @@ class MixerShape:
 
 
 KERNEL_KIND = {"gla": "gla", "mamba2": "ssd", "deltanet": "delta", "gated_deltanet": "gated_delta", "kda": "kda",
-               "transformer": "attention"}
+               "transformer": "attention", "global_linear": "global_linear"}
 
 
 def pre_norm(hidden: int, sublayer: str) -> list[Term]:
@@ -113,15 +113,22 @@ def kernel_terms(kept: list[Kept], heads: int, padding: float) -> list[Term]:
     return [Term(f"kernel: {k.name}", k.values * heads * padding, "tp", k.fp32) for k in kept]
 
 
-def layer_terms(model: ModelConfig, kernels: str, frames: float = math.inf, cp: int = 1) -> list[Term]:
-    """Everything one block keeps, for `frames` frames per rank (kernels pad to whole chunks) at CP degree `cp`."""
+def layer_terms(model: ModelConfig, kernels: str, frames: float = math.inf, cp: int = 1,
+                tokens_per_frame: int = 1) -> list[Term]:
+    """Everything one block keeps, for `frames` positions per rank (kernels pad to whole chunks) at CP degree `cp`;
+    a position is a frame, or a token of a token model with `tokens_per_frame` tokens a frame."""
     shape = MixerShape.of(model)
     padding = 1.0 if math.isinf(frames) else math.ceil(frames / CHUNK) * CHUNK / frames
+    frame_causal = model.frame_causal and model.tokens == "patch"
     terms = pre_norm(model.hidden_size, "mixer")
     if shape.type == "transformer":
         terms += transformer_terms(shape, kernels)
+        if frame_causal and not math.isinf(frames):  # the block-causal mask, as an fp32 bias: s/cp × s per layer
+            terms.append(Term("frame-causal mask (fp32)", frames * cp, "position", True))
+    elif shape.type == "global_linear":
+        terms += global_linear_terms(shape)
     else:
-        terms += linear_terms(model, shape, kernels, padding, cp)
+        terms += linear_terms(model, shape, kernels, padding, cp, tokens_per_frame if frame_causal else 0)
     if model.mixer.has_mlp:
         terms += mlp_terms(model)
     return terms
@@ -139,8 +146,10 @@ def transformer_terms(shape: MixerShape, kernels: str) -> list[Term]:
     return terms + [Term("out_proj input copy", width, "tp", batched=True)]
 
 
-def linear_terms(model: ModelConfig, shape: MixerShape, kernels: str, padding: float, cp: int) -> list[Term]:
-    """The `LinearAttentionMixer` skeleton: projection → short conv → gates → kernel → gated RMSNorm → out_proj."""
+def linear_terms(model: ModelConfig, shape: MixerShape, kernels: str, padding: float, cp: int,
+                 frame_causal_tokens: int = 0) -> list[Term]:
+    """The `LinearAttentionMixer` skeleton: projection → short conv → gates → kernel → gated RMSNorm → out_proj.
+    `frame_causal_tokens`: the tokens of a frame where the kernel is frame-causal (0: the causal chunk kernel)."""
     mixer, hidden, heads = model.mixer, model.hidden_size, shape.heads
     kind = shape.type
     gate_segment = kind in ("gla", "gated_deltanet", "mamba2") or getattr(mixer, "use_output_gate", False)
@@ -152,8 +161,8 @@ def linear_terms(model: ModelConfig, shape: MixerShape, kernels: str, padding: f
         conv = shape.conv_width
         terms += [Term("conv input", conv, "tp"), Term("conv output", conv, "tp"),
                   Term("conv causal padding", conv * (shape.conv_size - 1), "tp", per_sample=True)]
-        if kind == "mamba2" or (kind in ("deltanet", "gated_deltanet", "kda") and kernels == "cpu"):
-            terms.append(Term("conv activation (read by l2norm / SSD)", conv, "tp"))
+        if kind == "mamba2" or frame_causal_tokens or (kind in ("deltanet", "gated_deltanet", "kda") and kernels == "cpu"):
+            terms.append(Term("conv activation (read by l2norm / SSD / the frame-causal kernel)", conv, "tp"))
     if kind in ("deltanet", "gated_deltanet", "kda"):
         terms.append(Term("q, k l2-norm rsqrt", 2 * heads, "tp", True))
         if kernels == "fused":
@@ -169,7 +178,10 @@ def linear_terms(model: ModelConfig, shape: MixerShape, kernels: str, padding: f
         terms += [Term("low-rank forget input", mixer.gate_low_rank_dim, "full"),
                   Term("log-sigmoid forget gate", 2 * shape.segments["k"], "tp", True),
                   Term("low-rank gate input, batch-major copy", hidden, "full", batched=True)]
-    terms += recurrence_terms(shape, kernels, padding, cp)
+    if frame_causal_tokens:
+        terms += frame_causal_terms(shape, frame_causal_tokens, cp)
+    else:
+        terms += recurrence_terms(shape, kernels, padding, cp)
     width = shape.output_width
     if kind == "mamba2":
         groups = mixer.n_groups
@@ -199,6 +211,33 @@ def recurrence_terms(shape: MixerShape, kernels: str, padding: float, cp: int) -
     elif cp > 1:
         terms.append(Term("CP: state read-out q·exp(Σg) and its cumsum", 3 * shape.heads * shape.key, "tp", True))
     return terms
+
+
+def frame_causal_terms(shape: MixerShape, tokens_per_frame: int, cp: int) -> list[Term]:
+    """Frame-causal GLA or SSD (`ops/frame_causal.py`, the same PyTorch on every device): per token its kept operands,
+    per frame its state before the update and the stacked read-out states. Under CP the kernel runs widened by K
+    value columns (the generic state passing) and keeps the widened output."""
+    kind = "frame_" + KERNEL_KIND[shape.type]
+    value = shape.value + (shape.key if cp > 1 else 0)
+    terms = kernel_terms(token_kernel(kind, shape.key, value), shape.heads, 1.0)
+    decay = shape.key if shape.type == "gla" else 1  # GLA decays per channel, SSD per head
+    per_frame = 2 * shape.key * value + decay  # the state before each update, the stacked read-out, the decay
+    terms.append(Term("frame states and decays", shape.heads * per_frame / tokens_per_frame, "tp", True))
+    if cp > 1:
+        terms.append(Term("CP: widened kernel output", shape.heads * value, "tp", True))
+    return terms
+
+
+def global_linear_terms(shape: MixerShape) -> list[Term]:
+    """Projection (the gate is a view of it) → φ(q), φ(k) → the global state and its read-out → gated RMSNorm."""
+    width = shape.output_width
+    return [Term("fused projection", sum(shape.segments.values()), "tp"),
+            *kernel_terms(token_kernel("global_linear", shape.key, shape.value), shape.heads, 1.0),
+            Term("v as einsum operand, batch-major copy", width, "tp", True, batched=True),
+            Term("global state [K × V] per head", shape.heads * shape.key * shape.value, "tp", True, per_sample=True),
+            Term("kernel output (fp32)", width, "tp", True), Term("head rms", shape.heads, "tp", True),
+            Term("normalised", width, "tp", True), Term("weighted", width, "tp", True),
+            Term("gate activation", width, "tp", True), Term("out_proj input", width, "tp")]
 
 
 def head_terms(hidden: int) -> list[Term]:

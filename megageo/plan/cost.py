@@ -56,7 +56,7 @@ def compute_seconds(job: Job, layout: Layout, device: Device) -> float:
     passes = 4 if layout.recompute else 3
     per_frame = job.flops_per_frame
     if job.model.mixer.type == "transformer" and layout.cp > 1:
-        attention = job.num_layers * mixer_kernel_flops(job.model, job.frames)
+        attention = job.num_layers * mixer_kernel_flops(job.model, job.positions) * job.tokens_per_frame
         per_frame += attention * (1 - 1 / layout.cp)  # the last block's (2 − 1/cp) × average attention
     frames_per_step = job.config.train.global_batch_size * job.frames
     return passes * per_frame * frames_per_step / layout.world / (device.peak_tflops * 1e12 * device.efficiency)
@@ -65,7 +65,7 @@ def compute_seconds(job: Job, layout: Layout, device: Device) -> float:
 def cost(job: Job, layout: Layout, device: Device, interconnect: Interconnect, gpus_per_node: int) -> Cost:
     m = micro_batches(job, layout)
     act = device.activation_bytes
-    local = job.frames / layout.cp * job.micro_batch
+    local = job.positions / layout.cp * job.micro_batch
     layers = job.num_layers / layout.pp
     sublayers = 2 if job.model.mixer.has_mlp else 1
     forwards = 2 if layout.recompute else 1

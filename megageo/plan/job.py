@@ -48,6 +48,19 @@ class Job:
     frame_bytes: int
     frame_path: str
     recompute_unit: str
+    tokens_per_frame: int = 1
+    """Backbone positions per frame: 1, or the patches of a frame for a token model (`model.tokens: patch`)."""
+    token_values: int = 0
+    """C·p·p values of one patch token (token models only)."""
+
+    @property
+    def positions(self) -> int:
+        """The backbone's sequence length: frames, or frames × tokens per frame."""
+        return self.frames * self.tokens_per_frame
+
+    @property
+    def tokenized(self) -> bool:
+        return self.tokens_per_frame > 1 or self.config.model.tokens == "patch"
 
     @property
     def model(self):
@@ -57,8 +70,8 @@ class Job:
     def num_layers(self) -> int:
         return self.config.model.num_layers
 
-    def layer(self, kernels: str, frames: float, cp: int) -> list[Term]:
-        return layer_terms(self.config.model, kernels, frames, cp)
+    def layer(self, kernels: str, positions: float, cp: int) -> list[Term]:
+        return layer_terms(self.config.model, kernels, positions, cp, self.tokens_per_frame)
 
     def head(self) -> list[Term]:
         return head_terms(self.config.model.hidden_size)
@@ -85,5 +98,7 @@ def describe(config: Config, frames: int, frame_shape: tuple[int, int, int], mic
                   (model.input, model.head, *model.blocks))
     frame_bytes = 2 if getattr(config.data, "frames_dtype", "fp32") == "bf16" else 4
     channels, height, width = frame_shape
+    grid = getattr(model.head, "grid", None)
     return Job(config, frames, channels * height * width, micro_batch, dict(summary.params), replicated, largest,
-               summary.flops_per_token(model_config, frames), frame_bytes, frame_path(), recompute_unit())
+               summary.flops_per_frame(model_config, frames), frame_bytes, frame_path(), recompute_unit(),
+               summary.tokens_per_frame, 0 if grid is None else grid.token_values)

@@ -60,6 +60,21 @@ def cpu_kernel(kind: str, key: float, value: float, chunk: int = CHUNK) -> list[
                 Kept("β", 1, True), states]
     if kind == "attention":  # torch SDPA's CPU flash kernel: output and log-sum-exp
         return [Kept("attention output", value, False), Kept("log-sum-exp", 1, True)]
+    return token_kernel(kind, key, value)
+
+
+def token_kernel(kind: str, key: float, value: float) -> list[Kept]:
+    """The token mixers' kernels, the same PyTorch on every device (`ops/frame_causal.py`, `ops/global_linear.py`).
+    Frame-causal GLA/SSD keep per token the decays and the einsums' copies of q, k, v (3K + V), SSD also its keys
+    B·dt with B, its step and log decay (4K + V + 3); per frame two [K × V] states (counted by `activations`). Global linear
+    attention keeps φ(q) and φ(k) as its einsums' operands."""
+    if kind == "frame_gla":
+        return [Kept("decays and the einsums' q, k, v operands", 3 * key + value, True)]
+    if kind == "frame_ssd":  # keys are B·dt: B repeated to heads and the product are kept too
+        return [Kept("B, B·dt, decays and the einsums' q, k, v operands", 4 * key + value + 1, True),
+                Kept("step and log decay", 2, True)]
+    if kind == "global_linear":
+        return [Kept("feature maps φ(q), φ(k) as einsum operands", 2 * key, True)]
     raise ValueError(f"unknown kernel kind {kind!r}")
 
 
@@ -79,4 +94,4 @@ def fused_kernel(kind: str, key: float, value: float, chunk: int = CHUNK) -> lis
                 Kept("intra-chunk Aqk, Akk", 2 * chunk, True)]
     if kind == "attention":
         return [Kept("attention output", value, False), Kept("log-sum-exp", 1, True)]
-    raise ValueError(f"unknown kernel kind {kind!r}")
+    return token_kernel(kind, key, value)

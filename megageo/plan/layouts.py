@@ -95,7 +95,9 @@ def problem(job: Job, config_path: str, overrides: tuple[str, ...], layout: Layo
     found = config_problem(config_path, overrides, layout.tp, layout.pp, layout.zero, layout.sequence_parallel)
     if found:
         return found
-    if job.frame_values % layout.tp:
+    if job.tokenized and job.token_values % layout.tp:
+        return f"tokens of {job.token_values} values do not split across {layout.tp} TP ranks"
+    if not job.tokenized and job.frame_values % layout.tp:
         return f"frames of {job.frame_values} values do not split across {layout.tp} TP ranks"
     if job.config.train.global_batch_size % (job.micro_batch * layout.dp):
         return (f"global batch {job.config.train.global_batch_size} is not a multiple of micro-batch "
@@ -114,12 +116,6 @@ def load_job(config_path: str, overrides: list[str], frames: int, frame_shape: t
              for value in [str(f.default).lower() if isinstance(f.default, bool) else f.default]]
     settings = (*overrides, *reset, f"data.t_in={frames}", f"train.micro_batch_size={micro_batch}")
     config = load_config(config_path, list(settings))
-    if config.model.tokens != "frame":
-        raise MegageoError(
-            f"{config_path}: megageo plan models frame configs only; its memory model for token configs "
-            "(model.tokens=patch: patch embedding, frame-causal kernels, T x P positions) is not written and "
-            "validated yet, and an unvalidated prediction would be worse than none"
-        )
     return describe(config, frames, frame_shape, micro_batch), settings
 
 

@@ -133,7 +133,7 @@ def micro_batches(job: Job, layout: Layout) -> int:
 
 def activation_bytes(job: Job, layout: Layout, device: Device, stage: int) -> tuple[float, float, float]:
     """(kept activations, backward workspace, CP buffers) on pipeline stage `stage`."""
-    local = job.frames / layout.cp
+    local = job.positions / layout.cp
     batch, tp, sp, act = job.micro_batch, layout.tp, layout.sequence_parallel, device.activation_bytes
     layers = stage_layers(job, layout)
     in_flight = min(layout.pp - stage, micro_batches(job, layout))
@@ -154,7 +154,9 @@ def activation_bytes(job: Job, layout: Layout, device: Device, stage: int) -> tu
         kept = size(terms) * layers * in_flight
     if stage == layout.pp - 1:
         kept += size(job.head())
-    if stage == 0 and frame_copy(job, layout):
+    if stage == 0 and job.tokenized:  # the patch embedding keeps its input: the frames cut into tokens, fp32
+        kept += local * batch * job.token_values * 4
+    elif stage == 0 and frame_copy(job, layout):
         kept += local * batch * job.frame_values / tp * job.frame_bytes
     workspace = job.backward_workspace / tp * local * batch * act
     return kept, workspace, cp_buffer_bytes(job, layout, device, 1 if layout.recompute else layers * in_flight)
@@ -175,8 +177,11 @@ def cp_exchange_bytes(job: Job, layout: Layout, activation_bytes: int) -> float:
     shape, batch = MixerShape.of(job.model), job.micro_batch
     heads = shape.heads / layout.tp
     if shape.type == "transformer":
-        return 2 * job.frames * batch * heads * shape.key * activation_bytes
-    transition = 1 if shape.type in ("gla", "mamba2") else shape.key
+        return 2 * job.positions * batch * heads * shape.key * activation_bytes
+    if shape.type == "global_linear":  # one all-reduce of the [K × V] state per head
+        return batch * heads * shape.key * shape.value * 4
+    diagonal = shape.type in ("gla", "mamba2") and not job.model.frame_causal  # frame-causal: the generic path
+    transition = 1 if diagonal else shape.key
     halo = layout.cp * batch * (shape.conv_size - 1) * shape.conv_width / layout.tp * activation_bytes
     return layout.cp * batch * heads * shape.key * (shape.value + transition) * 4 + halo
 
@@ -189,8 +194,9 @@ def cp_buffer_bytes(job: Job, layout: Layout, device: Device, layers: float) -> 
     scaled_dot_product_attention materializes it as a dense fp32 additive bias kept for backward: (s/cp)·s values
     per layer on the last rank, O(s²/cp), shared by heads and batch."""
     kept = cp_exchange_bytes(job, layout, device.activation_bytes)
-    if job.model.mixer.type == "transformer" and layout.cp > 1 and device.kernels == "cpu":
-        kept += job.frames / layout.cp * job.frames * 4
+    frame_causal_mask = job.model.frame_causal  # counted with the layer, on every device (`activations.py`)
+    if job.model.mixer.type == "transformer" and layout.cp > 1 and device.kernels == "cpu" and not frame_causal_mask:
+        kept += job.positions / layout.cp * job.positions * 4
     return kept * layers
 
 

@@ -17,16 +17,18 @@ PART_LABELS = {"weights": "weights", "gradients": "gradients", "optimizer": "opt
 def describe_job(job: Job, config_path: str) -> str:
     model = job.model
     params = sum(job.params.values())
+    tokens = (f" = {job.positions:,d} tokens ({job.tokens_per_frame:,d} a frame, patch {model.patch_size}"
+              f"{', frame-causal' if model.frame_causal else ''})" if job.tokenized else "")
     return (f"{config_path}: {model.mixer.type}, {model.num_layers} layers, hidden {model.hidden_size}, "
-            f"{params / 1e6:.1f}M parameters; {job.frames:,d} frames of {job.frame_values:,d} values, micro-batch "
-            f"{job.micro_batch}, global batch {job.config.train.global_batch_size}")
+            f"{params / 1e6:.1f}M parameters; {job.frames:,d} frames of {job.frame_values:,d} values{tokens}, "
+            f"micro-batch {job.micro_batch}, global batch {job.config.train.global_batch_size}")
 
 
 def per_layer_gib(job: Job, plan: Plan, machine: Machine) -> float:
     from megageo.plan.activations import total_bytes
 
     layout = plan.layout
-    local = job.frames / layout.cp
+    local = job.positions / layout.cp
     return total_bytes(job.layer(machine.device.kernels, local, layout.cp), local, job.micro_batch, layout.tp,
                        layout.sequence_parallel, machine.device.activation_bytes) / GIB
 

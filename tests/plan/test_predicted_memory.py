@@ -1,6 +1,7 @@
 """The planner's peak memory against measured peak memory on this machine, within 15 %: single processes at several
-lengths for the linear mixers and the Transformer (with and without activation checkpointing), and the real
-DeepSpeed engine on two gloo ranks for layouts that split a model (TP, TP+SP, DP with ZeRO-2, CP)."""
+lengths for the linear mixers and the Transformer (with and without activation checkpointing), token models
+(frame-causal, 4 × 4 patches of the 8 × 16 test frame: 8 tokens a frame), and the real DeepSpeed engine on two gloo
+ranks for layouts that split a model (TP, TP+SP, DP with ZeRO-2, CP)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from multiprocess import run_ranks
 from validation import TOLERANCE, Case, compare, measure_on_ranks, measure_single_process
 
+TOKENS = ("model.tokens=patch", "model.patch_size=4", "model.frame_causal=true")
 SINGLE_PROCESS = [
     Case("gla", 2048), Case("gla", 8192), Case("gla", 32768), Case("gla", 8192, recompute=True),
     Case("gla", 4096, batch=2),
@@ -17,6 +19,8 @@ SINGLE_PROCESS = [
     Case("transformer", 1024), Case("transformer", 4096),
     Case("deltanet", 4096), Case("kda", 4096),
     Case("gla", 2048, shrunk=False), Case("mamba2", 1024, shrunk=False), Case("transformer", 1024, shrunk=False),
+    Case("gla", 1024, settings=TOKENS), Case("gla", 1024, recompute=True, settings=TOKENS),
+    Case("mamba2", 512, settings=TOKENS), Case("transformer", 256, settings=TOKENS),
 ]
 TWO_RANKS = [
     Case("gla", 8192, tp=2), Case("gla", 8192, tp=2, sequence_parallel=True), Case("transformer", 2048, tp=2),
@@ -24,7 +28,7 @@ TWO_RANKS = [
 ]
 CONTEXT_PARALLEL = [
     Case("gla", 8192, cp=2), Case("gated_deltanet", 4096, cp=2), Case("mamba2", 4096, cp=2),
-    Case("transformer", 2048, cp=2), Case("gla", 8192, cp=2, recompute=True),
+    Case("transformer", 2048, cp=2), Case("gla", 8192, cp=2, recompute=True), Case("gla", 1024, cp=2, settings=TOKENS),
 ]
 
 

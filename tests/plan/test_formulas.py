@@ -83,9 +83,10 @@ def test_context_parallel_exchange_by_hand() -> None:
     import megageo.model.mixers  # noqa: F401  (registers the mixers)
     from megageo.config import MixerConfig, ModelConfig
 
-    def exchange(mixer: str, cp: int, frames: int = 1024, **settings) -> float:
-        model = ModelConfig(mixer=MixerConfig.registry[mixer](num_heads=4, **settings), hidden_size=32)
-        return cp_exchange_bytes(SimpleNamespace(model=model, micro_batch=1, frames=frames),
+    def exchange(mixer: str, cp: int, positions: int = 1024, frame_causal: bool = False, **settings) -> float:
+        model = ModelConfig(mixer=MixerConfig.registry[mixer](num_heads=4, **settings), hidden_size=32,
+                            tokens="patch" if frame_causal else "frame", frame_causal=frame_causal)
+        return cp_exchange_bytes(SimpleNamespace(model=model, micro_batch=1, positions=positions),
                                  Layout(1, cp, 1, 1, 0, False), 2)
 
     # GLA: 4 heads, K = 32·0.5/4 = 4, V = 8, diagonal transition: cp·H·K·(V + 1) fp32 values, no conv
@@ -95,6 +96,10 @@ def test_context_parallel_exchange_by_hand() -> None:
     # Transformer: keys and values of the whole sequence
     assert exchange("transformer", 2, head_dim=8) == 2 * 1024 * 4 * 8 * 2
     assert exchange("transformer", 1, head_dim=8) == 0
+    # Frame-causal GLA passes its state through the generic path: a K×K transition, cp·H·K·(V + K)
+    assert exchange("gla", 4, frame_causal=True) == 4 * 4 * 4 * (8 + 4) * 4
+    # Global linear attention: one all-reduce of its [K × V] state per head, whatever the CP degree
+    assert exchange("global_linear", 4, head_dim=8) == exchange("global_linear", 2, head_dim=8) == 4 * 8 * 8 * 4
 
 
 @pytest.mark.parametrize("ranks, all_reduce, factor", [(1, True, 0.0), (4, True, 1.5), (4, False, 0.75)])

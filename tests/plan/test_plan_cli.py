@@ -64,8 +64,9 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, capsys)
     assert err.startswith("megageo: error: ") and message in err and "\n" not in err
 
 
-def test_a_token_config_is_refused_in_one_line(capsys) -> None:
-    assert main(["plan", "--config", "configs/tiny/gla_tokens.yaml", "--frames", "64", "--nodes", "1"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1
-    assert error.startswith("megageo: error: ") and "megageo plan models frame configs only" in error
+def test_a_token_plan_counts_tokens(capsys) -> None:
+    """The tiny token GLA (8 × 8 patches) on the box's 8 × 16 test frame: 1 × 2 tokens a frame."""
+    assert main(["plan", "--config", "configs/tiny/gla_tokens.yaml", "--frames", "1456", *CPU_BOX, "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1,456 frames of 128 values = 2,912 tokens (2 a frame, patch 8, frame-causal)" in out
+    assert "fit; the 1 fastest" in out

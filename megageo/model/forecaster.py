@@ -17,9 +17,9 @@ from megageo.config import ModelConfig
 from megageo.errors import MegageoError
 from megageo.model.block import Block
 from megageo.model.frame_projection import project_frames
-from megageo.model.norm import RMSNorm
+from megageo.model.head import OutputHead
 from megageo.model.tokens import PatchEmbedding, PatchGrid, PatchHead
-from megageo.model.parallel_layers import TensorParallelContext, column_linear, reduce_partial_grad, row_linear
+from megageo.model.parallel_layers import TensorParallelContext, reduce_partial_grad, row_linear
 from megageo.parallel.context import ContextParallel
 from megageo.parallel.partition import constant, declare
 
@@ -50,26 +50,18 @@ class InputProjection(torch.nn.Module):
         return y + bias
 
 
-class ForecastHead(torch.nn.Module):
+class ForecastHead(OutputHead):
     """Final norm, then the last position's hidden state → T_out frames (eq. 10). Under context parallelism every
     rank runs it on its block's last position, so all ranks share one graph; only the last rank's is the forecast.
     For `model.head: residual` its output is the change from the last input frame, and its projection starts at
     zero so that an untrained model forecasts persistence."""
 
     def __init__(self, frame_shape: tuple[int, int, int], t_out: int, config: ModelConfig, ctx: TensorParallelContext):
-        super().__init__()
-        self.ctx, self.frame_shape, self.t_out = ctx, frame_shape, t_out
-        self.norm = RMSNorm(config.hidden_size, ctx, config.norm_eps)
-        frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
-        self.proj = column_linear(config.hidden_size, (t_out * frame_size,), ctx, bias=True, gather_output=True)
-        if config.head == "residual":
-            declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
+        super().__init__(t_out * frame_shape[0] * frame_shape[1] * frame_shape[2], config, ctx)
+        self.frame_shape, self.t_out = frame_shape, t_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x)
-        if self.ctx.sequence_parallel:
-            x = mappings.gather_from_sequence_parallel_region(x, tensor_parallel_output_grad=False)
-        out = self.proj(x[-1])[0]
+        out = self.proj(self.normalized(x)[-1])[0]
         return out.view(out.shape[0], self.t_out, *self.frame_shape)
 
 

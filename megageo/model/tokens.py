@@ -23,10 +23,10 @@ from megatron.core.tensor_parallel import mappings
 
 from megageo.config import ModelConfig
 from megageo.errors import MegageoError
-from megageo.model.norm import RMSNorm
-from megageo.model.parallel_layers import TensorParallelContext, column_linear, replicated_linear
+from megageo.model.head import OutputHead
+from megageo.model.parallel_layers import TensorParallelContext, replicated_linear
 from megageo.model.sequence import SequenceLayout
-from megageo.parallel.partition import constant, declare, normal
+from megageo.parallel.partition import declare, normal
 
 
 @dataclass(frozen=True)
@@ -122,23 +122,16 @@ class PatchEmbedding(torch.nn.Module):
         return mappings.scatter_to_sequence_parallel_region(x) if self.ctx.sequence_parallel else x
 
 
-class PatchHead(torch.nn.Module):
+class PatchHead(OutputHead):
     """Final norm, then the last frame's P tokens → T_out frames on the grid. Under context parallelism every rank
     runs it on its block's last frame (one graph for all); only the last rank's is the forecast. A residual head
     starts at zero, so an untrained model forecasts persistence."""
 
     def __init__(self, grid: PatchGrid, t_out: int, config: ModelConfig, ctx: TensorParallelContext):
-        super().__init__()
-        self.grid, self.ctx, self.t_out = grid, ctx, t_out
-        self.norm = RMSNorm(config.hidden_size, ctx, config.norm_eps)
-        self.proj = column_linear(config.hidden_size, (t_out * grid.token_values,), ctx, bias=True, gather_output=True)
-        if config.head == "residual":
-            declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
+        super().__init__(t_out * grid.token_values, config, ctx)
+        self.grid, self.t_out = grid, t_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x)
-        if self.ctx.sequence_parallel:
-            x = mappings.gather_from_sequence_parallel_region(x, tensor_parallel_output_grad=False)
-        last_frame = x[-self.grid.tokens_per_frame:].transpose(0, 1)  # [B, P, hidden]
+        last_frame = self.normalized(x)[-self.grid.tokens_per_frame:].transpose(0, 1)  # [B, P, hidden]
         out = self.proj(last_frame)[0].unflatten(-1, (self.t_out, self.grid.token_values))
         return unpatchify(out.transpose(1, 2).flatten(1, 2), self.grid)

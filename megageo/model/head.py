@@ -1,0 +1,29 @@
+"""What both forecast heads share: the final norm, a column-parallel projection of the last positions to the
+forecast's values, and the residual head's zero start (an untrained model forecasts persistence)."""
+
+from __future__ import annotations
+
+import torch
+from megatron.core.tensor_parallel import mappings
+
+from megageo.config import ModelConfig
+from megageo.model.norm import RMSNorm
+from megageo.model.parallel_layers import TensorParallelContext, column_linear
+from megageo.parallel.partition import constant, declare
+
+
+class OutputHead(torch.nn.Module):
+    def __init__(self, outputs: int, config: ModelConfig, ctx: TensorParallelContext):
+        super().__init__()
+        self.ctx = ctx
+        self.norm = RMSNorm(config.hidden_size, ctx, config.norm_eps)
+        self.proj = column_linear(config.hidden_size, (outputs,), ctx, bias=True, gather_output=True)
+        if config.head == "residual":
+            declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
+
+    def normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [s_local, b, hidden] → the normalised whole sequence [s, b, hidden] (gathered under SP)."""
+        x = self.norm(x)
+        if self.ctx.sequence_parallel:
+            x = mappings.gather_from_sequence_parallel_region(x, tensor_parallel_output_grad=False)
+        return x

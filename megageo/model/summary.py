@@ -11,6 +11,7 @@ from megageo.config import ModelConfig
 from megageo.model.conv import ShortConvolution
 from megageo.model.flops import forward_flops_per_token
 from megageo.model.forecaster import unsharded_forecaster
+from megageo.model.tokens import tokens_per_frame
 
 PARTS = {"input": "input projection", "backbone": "backbone", "head": "head"}
 LINEAR_TYPES = (ColumnParallelLinear, RowParallelLinear, torch.nn.Linear)
@@ -53,8 +54,7 @@ def summarize(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int
             matmul[_part(name)] += module.weight.numel()
         elif isinstance(module, ShortConvolution):
             conv_channels += module.weight.shape[0]
-    grid = getattr(model.head, "grid", None)
-    return ModelSummary(params, matmul, conv_channels, 1 if grid is None else grid.tokens_per_frame)
+    return ModelSummary(params, matmul, conv_channels, tokens_per_frame(config, frame_shape))
 
 
 def format_summary(config: ModelConfig, summary: ModelSummary, seq_lens: list[int]) -> str:

@@ -60,7 +60,7 @@ class Job:
 
     @property
     def tokenized(self) -> bool:
-        return self.tokens_per_frame > 1 or self.config.model.tokens == "patch"
+        return self.config.model.tokens == "patch"
 
     @property
     def model(self):
@@ -85,6 +85,7 @@ def describe(config: Config, frames: int, frame_shape: tuple[int, int, int], mic
     """Count the TP=1 model of `config` (built without initialising or touching its weights)."""
     from megageo.model.forecaster import unsharded_forecaster
     from megageo.model.summary import summarize
+    from megageo.model.tokens import PatchGrid
     from megageo.parallel.partition import partition_of
 
     model_config = config.model
@@ -98,7 +99,7 @@ def describe(config: Config, frames: int, frame_shape: tuple[int, int, int], mic
                   (model.input, model.head, *model.blocks))
     frame_bytes = 2 if getattr(config.data, "frames_dtype", "fp32") == "bf16" else 4
     channels, height, width = frame_shape
-    grid = getattr(model.head, "grid", None)
+    token_values = PatchGrid.of(frame_shape, model_config.patch_size).token_values if model_config.tokens == "patch" else 0
     return Job(config, frames, channels * height * width, micro_batch, dict(summary.params), replicated, largest,
                summary.flops_per_frame(model_config, frames), frame_bytes, frame_path(), recompute_unit(),
-               summary.tokens_per_frame, 0 if grid is None else grid.token_values)
+               summary.tokens_per_frame, token_values)

@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from megageo.errors import MegageoError
+from megageo.errors import MegageoError, report
 
 COMMAND_MODULES = (
     "megageo.data.commands",
@@ -85,15 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv = take_local_rank(sys.argv[1:] if argv is None else list(argv))
     except MegageoError as error:
-        print(f"megageo: error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MegageoError as error:
-        print(f"megageo: error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from megageo.config import DEFAULT_CONFIG
+from megageo.errors import MegageoError, report
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -16,6 +17,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         train(config, resume=args.resume, stop_at=args.stop_at)
+    except MegageoError as error:  # said before the shutdown: a launcher stops the other ranks once one exits
+        return report(error)
     finally:
         groups.shutdown()
     return 0

@@ -1,6 +1,7 @@
 """The unsharded model as the conversion tools see it: full shape and TP partition per `Forecaster` name.
 
-The shapes and partitions come from a TP=1 `Forecaster` skeleton, so they are read from the declarations next
+The shapes and partitions come from a TP=1 skeleton of the run's model (its task's: a `Forecaster`, or
+`megageo.da`'s denoiser), so they are read from the declarations next
 to each module (`megageo.parallel.partition`) rather than guessed from names. Partitions hold full segment
 widths, so the TP=1 declarations describe the split at every TP degree. Building at TP=1 needs no process group.
 """
@@ -13,10 +14,11 @@ import torch
 
 from megageo.config import Config
 from megageo.errors import MegageoError
-from megageo.model.forecaster import Forecaster, unsharded_forecaster
+from megageo.model.forecaster import unsharded_context
 from megageo.parallel.partition import Partition, partition_of
 from megageo.train.engine import parameter_groups
 from megageo.train.pipeline import layer_names
+from megageo.train.tasks import task_for
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class ParameterSpec:
 
 
 class ModelLayout:
-    """Every parameter of the forecaster a config and frame shape describe, in `Forecaster` order."""
+    """Every parameter of the model a config and frame shape describe, in module order."""
 
     def __init__(self, config: Config, frame_shape: tuple[int, int, int]):
         self.config, self.frame_shape = config, frame_shape
@@ -82,6 +84,6 @@ class ModelLayout:
         return [names[id(p)] for group in parameter_groups(module, 0.0) for p in group["params"]]
 
 
-def build_skeleton(config: Config, frame_shape: tuple[int, int, int]) -> Forecaster:
-    """The TP=1 forecaster with uninitialised weights (shapes and partition declarations only)."""
-    return unsharded_forecaster(config.model, frame_shape, config.data.t_out)
+def build_skeleton(config: Config, frame_shape: tuple[int, int, int]) -> torch.nn.Module:
+    """The TP=1 model of the config's task with uninitialised weights (shapes and partition declarations only)."""
+    return task_for(config).build(frame_shape, unsharded_context(config.model))

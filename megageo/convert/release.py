@@ -20,7 +20,6 @@ from megageo.convert.layout import ModelLayout
 from megageo.convert.source import open_checkpoint
 from megageo.errors import MegageoError
 from megageo.io.atomic import atomic_path
-from megageo.model.forecaster import Forecaster
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -28,7 +27,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 @dataclass
 class ReleaseCheckpoint:
     state_dict: dict[str, torch.Tensor]
-    """Full (unsharded) tensors keyed by `Forecaster` parameter names."""
+    """Full (unsharded) tensors keyed by the model's parameter names (`Forecaster`'s for a forecast task)."""
     config: Config
     stats: dict[str, Any]
     """The store's normalisation statistics as training recorded them (levels, mean and std per level, store)."""
@@ -49,8 +48,8 @@ def load_release(path: str | Path) -> ReleaseCheckpoint:
                              source.frame_shape, source.layout.as_dict())
 
 
-def build_model(release: ReleaseCheckpoint) -> Forecaster:
-    """The TP=1 forecaster on CPU in eval mode with the release's weights loaded strictly; sets up the
+def build_model(release: ReleaseCheckpoint) -> torch.nn.Module:
+    """The TP=1 model of the release's task (a forecaster, a denoiser) on CPU in eval mode with the release's weights loaded strictly; sets up the
     single-process group its Megatron layers need if none exists yet."""
     from megatron.core import parallel_state
 

@@ -106,11 +106,15 @@ def add_last_frame(change: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     return change + frames[:, -1:].to(change.dtype)
 
 
+def unsharded_context(config: ModelConfig) -> TensorParallelContext:
+    """The context of a TP=1 model built without a process group: full shapes and partition declarations."""
+    return TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=config.init_std,
+                                 num_layers=config.num_layers)
+
+
 def unsharded_forecaster(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int) -> Forecaster:
     """The TP=1 forecaster with uninitialised weights: full shapes and partition declarations, no process group."""
-    ctx = TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=config.init_std,
-                                num_layers=config.num_layers)
-    return Forecaster(config, frame_shape, t_out, ctx)
+    return Forecaster(config, frame_shape, t_out, unsharded_context(config))
 
 
 def check_shapes(config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> None:

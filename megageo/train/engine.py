@@ -12,19 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from megageo.config import Config, ParallelConfig, TrainConfig
 from megageo.errors import MegageoError
 from megageo.model.block import recompute_blocks
-from megageo.model.forecaster import Forecaster, context_parallel_loss
-from megageo.model.rollout import rollout
 from megageo.model.init import initialize_parameters
 from megageo.model.parallel_layers import TensorParallelContext
 from megageo.parallel import groups, mpu
 from megageo.train.data import Batch
 from megageo.train.schedule import WarmupCosine, warmup_cosine
+from megageo.train.tasks import task_for
 
 
 def use_cpu_accelerator() -> None:
@@ -139,14 +139,17 @@ class TrainEngine:
                                             model_config.num_layers)
         self.cp = ctx.cp
         self.loss_weights = None if loss_weights is None else loss_weights.to(self.device)
-        self.rollout_steps = train.rollout_steps
+        self.task, self.seed = task_for(config), train.seed
+        from megatron.core import parallel_state
+
+        self.replica = parallel_state.get_data_parallel_rank()
         self.labels_carry_last_frame = layout.pp > 1 and model_config.head == "residual"
         if layout.pp > 1:
             module = build_pipeline(model_config, frame_shape, config.data.t_out, ctx, layout.pp,
                                     layout.gradient_replicas, self.loss_weights)
             initialize_pipeline(module, model_config.num_layers, train.seed, ctx)
         else:
-            module = Forecaster(model_config, frame_shape, config.data.t_out, ctx)
+            module = self.task.build(frame_shape, ctx)
             initialize_parameters(module, train.seed, ctx.tp, ctx.rank)
         if config.parallel.activation_checkpointing:
             recompute_blocks(module)
@@ -172,8 +175,9 @@ class TrainEngine:
         if self.layout.pp > 1:
             return float(self.engine.train_batch(data_iter=iter(self._on_device(micro_batches))))
         losses = []
-        for x, y in self._on_device(micro_batches):
-            loss = context_parallel_loss(self._forecast(x, y.shape[1]), y, self.cp, self.loss_weights)
+        step = self.engine.global_steps
+        for micro, (x, y) in enumerate(self._on_device(micro_batches)):
+            loss = self.task.loss(self.engine, x, y, self.cp, self.loss_weights, self._generator(step, micro))
             self.engine.backward(loss)
             self.engine.step()
             losses.append(loss.detach())
@@ -185,16 +189,17 @@ class TrainEngine:
             loss = self.engine.eval_batch(iter(self._on_device(batches)), num_micro_batches=len(batches))
             return float(loss)
         self.engine.eval()
-        losses = [context_parallel_loss(self._forecast(x, y.shape[1]), y, self.cp, self.loss_weights)
-                  for x, y in self._on_device(batches)]
+        losses = [self.task.loss(self.engine, x, y, self.cp, self.loss_weights, self._generator(-1, micro))
+                  for micro, (x, y) in enumerate(self._on_device(batches))]
         self.engine.train()
         return self._data_parallel_mean(losses)
 
-    def _forecast(self, x: torch.Tensor, leads: int) -> torch.Tensor:
-        """The model's forecast of `leads` frames: one call, or its own rollout under `train.rollout_steps`."""
-        if self.rollout_steps == 1:
-            return self.engine(x)
-        return rollout(self.engine, x, leads)
+    def _generator(self, step: int, micro: int) -> torch.Generator:
+        """The task's randomness for one micro-batch (a diffusion task's noise): a function of (seed, step,
+        data-parallel replica, micro-batch), so a resumed run draws what the uninterrupted one drew and the TP, CP
+        and PP ranks of one replica draw alike. Evaluation (step -1) draws the same every time."""
+        entropy = [self.seed, step + 1, self.replica, micro]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
     def _on_device(self, batches: Sequence[Batch]) -> list[Batch]:
         """(frames, labels) on this rank's device, frames in the model's precision (a bf16 engine's first layer

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "megageo.bench.commands",
     "megageo.plan.commands",
     "megageo.convert.commands",
+    "megageo.da.commands",
     "megageo.demo",
 )
 

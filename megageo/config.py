@@ -115,12 +115,41 @@ class EvalConfig:
 
 
 @dataclass
+class DiffusionConfig:
+    """`task: diffusion` (`megageo.da`): a score-based prior over windows of `data.t_in` frames, sampled with
+    observations to give an analysis ensemble. The training keys are `eta`; the rest set the sampler."""
+
+    eta: float = 1e-3
+    """The VP SDE's end points: σ(0) = η (almost the data), μ(1) = η (almost pure noise)."""
+    steps: int = 32
+    """Predictor steps from t = 1 to 0."""
+    corrections: int = 1
+    """Langevin corrector steps after each predictor step."""
+    tau: float = 0.5
+    """The corrector's step size."""
+    guidance: str = "mmps"
+    """How observations enter: `mmps` (moment matching, `cg_steps` conjugate-gradient steps) or `gaussian`
+    (SDA's likelihood with the γ term)."""
+    gamma: float = 1e-2
+    cg_steps: int = 1
+    members: int = 16
+    """Analysis ensemble size."""
+
+
+TASKS = ("forecast", "diffusion")
+
+
+@dataclass
 class Config:
+    task: str = "forecast"
+    """What the model learns: `forecast` (the seed paper's next frames) or `diffusion` (a prior over windows for
+    generative data assimilation, `megageo da`)."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         resolved = dataclasses.asdict(self)
@@ -270,6 +299,7 @@ def validate(config: Config) -> None:
     _validate_context_parallel(config)
     _validate_tokens(model)
     _validate_objective(config)
+    _validate_task(config)
     for name in data.variables:
         if name not in VARIABLES:
             raise MegageoError(f"config key data.variables names '{name}', not one of {', '.join(VARIABLES)}")
@@ -318,6 +348,29 @@ def _validate_objective(config: Config) -> None:
             f"train.lead_weights needs {leads} non-negative weights, not all zero (data.t_out={config.data.t_out} "
             f"× train.rollout_steps={train.rollout_steps}), got {weights}"
         )
+
+
+def _validate_task(config: Config) -> None:
+    if config.task not in TASKS:
+        raise MegageoError(f"config key task must be {' or '.join(TASKS)}, got {config.task!r}")
+    if config.task != "diffusion":
+        return
+    model, train, diffusion = config.model, config.train, config.diffusion
+    if model.tokens != "patch" or model.frame_causal:
+        raise MegageoError("task: diffusion denoises every token of a window at once: it needs model.tokens=patch "
+                           "and model.frame_causal=false")
+    if config.parallel.pipeline_parallel > 1:
+        raise MegageoError("task: diffusion runs with parallel.pipeline_parallel=1 (its denoiser is not staged)")
+    if train.rollout_steps > 1 or train.lead_weights or model.head != "absolute":
+        raise MegageoError("train.rollout_steps, train.lead_weights and model.head=residual are forecast settings; "
+                           "task: diffusion takes none of them")
+    if not 0 < diffusion.eta < 1 or diffusion.steps < 1 or diffusion.corrections < 0 or diffusion.tau <= 0:
+        raise MegageoError("diffusion needs 0 < eta < 1, steps >= 1, corrections >= 0 and tau > 0, got "
+                           f"eta={diffusion.eta}, steps={diffusion.steps}, corrections={diffusion.corrections}, "
+                           f"tau={diffusion.tau}")
+    if diffusion.guidance not in ("mmps", "gaussian") or diffusion.members < 1 or diffusion.cg_steps < 1:
+        raise MegageoError(f"diffusion.guidance must be mmps or gaussian (got {diffusion.guidance!r}), "
+                           f"members and cg_steps at least 1 (got {diffusion.members}, {diffusion.cg_steps})")
 
 
 def _validate_context_parallel(config: Config) -> None:

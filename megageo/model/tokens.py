@@ -111,13 +111,18 @@ class PatchEmbedding(torch.nn.Module):
         self.position = torch.nn.Parameter(torch.empty(grid.tokens_per_frame, config.hidden_size, dtype=ctx.params_dtype))
         declare(self.position, normal(config.init_std))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """`condition` [B, hidden], if given, is added to every token of its sample (a denoiser's noise level),
+        before the sequence-parallel scatter so that its gradient, too, arrives whole on every rank."""
         steps = frames.shape[1]
         tokens = self.proj(patchify(frames.to(self.proj.weight.dtype), self.grid))
         first_frame = self.ctx.cp.rank * steps  # a context-parallel block starts at this frame of the window
         when = time_encoding(torch.arange(first_frame, first_frame + steps), tokens.shape[-1], tokens.dtype)
         where = self.position
-        tokens = (tokens.unflatten(1, (steps, -1)) + where + when[:, None].to(tokens.device)).flatten(1, 2)
+        tokens = tokens.unflatten(1, (steps, -1)) + where + when[:, None].to(tokens.device)
+        if condition is not None:
+            tokens = tokens + condition[:, None, None].to(tokens.dtype)
+        tokens = tokens.flatten(1, 2)
         x = tokens.transpose(0, 1).contiguous()
         return mappings.scatter_to_sequence_parallel_region(x) if self.ctx.sequence_parallel else x
 

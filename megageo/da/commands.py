@@ -1,0 +1,68 @@
+"""`megageo da ...`: generative data assimilation with a `task: diffusion` checkpoint. Importing this module (as
+the CLI does for its parser) registers the diffusion task with training, at no cost: the task is a path."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from megageo.train.tasks import register_task
+
+register_task("diffusion", "megageo.da.task:DiffusionTask")
+
+
+def run_assimilate(args: argparse.Namespace) -> int:
+    from megageo.da.analysis import assimilate
+
+    path = assimilate(args.checkpoint, args.obs, args.out, args.members, args.time, args.mode, args.store, args.seed)
+    print(f"analysis ensemble written to {path}")
+    return 0
+
+
+def run_twin(args: argparse.Namespace) -> int:
+    from megageo.da.twin import TwinSettings, run_twin_experiment
+
+    settings = TwinSettings(cycles=args.cycles, burn_in=args.burn_in, seeds=args.seeds, members=args.members,
+                            fraction=args.fraction, noise=args.noise, mode=args.mode)
+    report = run_twin_experiment(args.checkpoint, Path(args.out), settings, args.store)
+    print(f"twin experiment report written to {report}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("da", help="generative data assimilation (a diffusion prior sampled with observations)",
+                                   description="Generative data assimilation with a `task: diffusion` checkpoint "
+                                   "(train one with `megageo train --config configs/tiny/diffusion.yaml`).")
+    commands = parser.add_subparsers(dest="da_command", metavar="COMMAND", required=True)
+    assimilate = commands.add_parser(
+        "assimilate", help="sample an analysis ensemble of one window given observations",
+        description="Sample the posterior of a window of frames given observations (netCDF layout: see "
+        "megageo/da/observations.py) and write the ensemble, its mean and spread as CF netCDF.")
+    assimilate.add_argument("checkpoint", help="run directory, checkpoints folder, tag folder or release")
+    assimilate.add_argument("--obs", required=True, help="observation netCDF (time, lat, lon, value, error_std)")
+    assimilate.add_argument("--out", required=True, help="analysis netCDF to write")
+    assimilate.add_argument("--members", type=int, default=None, help="ensemble size (default: diffusion.members)")
+    assimilate.add_argument("--time", default=None, help="analysis time, e.g. 1979-03-01T00 (default: the last "
+                            "observation's)")
+    assimilate.add_argument("--mode", default="filter", choices=("filter", "smooth"),
+                            help="filter: the window ends at the analysis time; smooth: it is centred on it")
+    assimilate.add_argument("--store", default=None, help="store giving the grid (default: the training store)")
+    assimilate.add_argument("--seed", type=int, default=0)
+    assimilate.set_defaults(func=run_assimilate)
+
+    twin = commands.add_parser(
+        "twin", help="twin experiment: a hidden truth, sparse observations, the generative analysis against baselines",
+        description="Run a shallow-water truth the model never saw, observe 10%% of its grid points every 6 h, "
+        "assimilate with the checkpoint and with the baselines, and write report.md, twin.json and figures.")
+    twin.add_argument("checkpoint")
+    twin.add_argument("--out", required=True, help="folder for the report")
+    twin.add_argument("--cycles", type=int, default=100, help="scored analysis cycles (6-hourly)")
+    twin.add_argument("--burn-in", type=int, default=4, help="cycles run before scoring starts")
+    twin.add_argument("--seeds", type=int, default=3, help="independent truths (and station sets)")
+    twin.add_argument("--members", type=int, default=None, help="ensemble size (default: diffusion.members)")
+    twin.add_argument("--fraction", type=float, default=0.1, help="fraction of grid points observed")
+    twin.add_argument("--noise", type=float, default=0.1,
+                      help="observation error std as a fraction of the field's anomaly std")
+    twin.add_argument("--mode", default="filter", choices=("filter", "smooth"))
+    twin.add_argument("--store", default=None, help="store giving the grid and climatology (default: training's)")
+    twin.set_defaults(func=run_twin)

@@ -1,0 +1,71 @@
+"""The denoiser of a window of frames: STORM's token backbone, every token seeing the whole window at once.
+
+x_t [B, L, C, H, W] at noise level t → ε̂ of the same shape. The model's own stages are reused: the patch
+embedding (where and when each token is) with the noise level added to every token, the blocks (any mixer; the
+reference is non-causal `global_linear`, linear in the window's length and context-parallel by one all-reduce),
+and a head that turns every token back into its patch. Under context parallelism each rank denoises its block of
+frames; nothing else of the window is needed but the mixer's state.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from megageo.config import ModelConfig
+from megageo.da.sde import NoisePredictor
+from megageo.model.block import Block
+from megageo.model.forecaster import end_stages
+from megageo.model.head import OutputHead
+from megageo.model.parallel_layers import TensorParallelContext, replicated_linear
+from megageo.model.tokens import PatchEmbedding, PatchGrid, time_encoding, unpatchify
+
+
+class NoiseLevel(torch.nn.Module):
+    """t [B] → [B, hidden]: sinusoids of 1000 t (DDPM's) through a small SiLU MLP every TP rank holds whole."""
+
+    def __init__(self, hidden_size: int, ctx: TensorParallelContext):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.fc1 = replicated_linear(hidden_size, hidden_size, ctx, bias=True)
+        self.fc2 = replicated_linear(hidden_size, hidden_size, ctx, bias=True)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        features = time_encoding(1000 * t.float(), self.hidden_size, self.fc1.weight.dtype).to(self.fc1.weight.device)
+        return self.fc2(torch.nn.functional.silu(self.fc1(features)))
+
+
+class TokenHead(OutputHead):
+    """Final norm, then every token → its C · p · p values → the block's frames on the grid."""
+
+    def __init__(self, grid: PatchGrid, config: ModelConfig, ctx: TensorParallelContext):
+        super().__init__(grid.token_values, config, ctx)
+        self.grid = grid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.proj(self.normalized(x))[0]  # [S, B, C·p·p]
+        return unpatchify(out.transpose(0, 1), self.grid)
+
+
+class Denoiser(torch.nn.Module):
+    def __init__(self, config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext):
+        super().__init__()
+        (embedding, embedding_args), _, ctx = end_stages(config, frame_shape, 1, ctx)
+        assert embedding is PatchEmbedding, "a denoiser needs model.tokens=patch (checked by the config)"
+        self.input = PatchEmbedding(*embedding_args)
+        self.noise_level = NoiseLevel(config.hidden_size, ctx)
+        self.blocks = torch.nn.ModuleList(Block(config, ctx) for _ in range(config.num_layers))
+        self.head = TokenHead(self.input.grid, config, ctx)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t: [B, L, C, H, W] noised normalised frames, t: [B] or a scalar → ε̂ [B, L, C, H, W]."""
+        t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
+        x = self.input(x_t, self.noise_level(t))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def noise_predictor(denoiser: torch.nn.Module) -> NoisePredictor:
+    """The sampler's view of a trained denoiser: fp32 in and out, whatever the weights' precision."""
+    dtype = next(denoiser.parameters()).dtype
+    return lambda x, t: denoiser(x.to(dtype), t.to(dtype)).float()

@@ -1,0 +1,134 @@
+"""`megageo da assimilate`: one analysis window from a diffusion checkpoint and an observation file, written as a
+CF netCDF ensemble (`member` dimension) with its mean and spread, readable by xarray.
+
+Filtering (the fair comparison with a filter) puts the analysis time at the window's end, so only observations
+up to it count; smoothing centres the window on it and uses the observations on both sides.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import megageo
+from megageo.errors import MegageoError
+from megageo.eval.netcdf import COORDINATE_ATTRIBUTES, VALID_TIME_ATTRIBUTES, field_attributes
+from megageo.eval.times import hours_since_1800, to_datetime64
+from megageo.io.atomic import atomic_path
+
+MODES = ("filter", "smooth")
+STEP = np.timedelta64(6, "h")
+
+
+def window_times(analysis_time: np.datetime64, frames: int, mode: str) -> np.ndarray:
+    """The window's frame times: ending at the analysis time (filter) or centred on it (smooth)."""
+    if mode not in MODES:
+        raise MegageoError(f"--mode must be filter or smooth, got {mode!r}")
+    before = frames - 1 if mode == "filter" else (frames - 1) // 2
+    return to_datetime64(analysis_time) + (np.arange(frames) - before) * STEP
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The model's channels as the checkpoint recorded them, and its normalisation."""
+
+    variables: list[str]
+    levels: list[float]
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, stats: dict) -> Channels:
+        return cls(list(stats["variables"]), [float(v) for v in stats["levels"]], np.asarray(stats["mean"]),
+                   np.asarray(stats["std"]))
+
+    def index(self, variable: str, level: float) -> int:
+        for i, (name, at) in enumerate(zip(self.variables, self.levels)):
+            if name == variable and abs(at - level) < 1e-6:
+                return i
+        pairs = ", ".join(f"{n} {lv:g} hPa" for n, lv in zip(self.variables, self.levels))
+        raise MegageoError(f"observations of {variable} at {level:g} hPa, but the model carries only {pairs}")
+
+
+def write_analysis_netcdf(path: str | os.PathLike, ensemble: np.ndarray, times: np.ndarray, channels: Channels,
+                          lat: np.ndarray, lon: np.ndarray, attributes: dict[str, str | float]) -> Path:
+    """`ensemble` [N, L, C, H, W] in physical units → one variable per NCEP name, `name(member, time, level, lat,
+    lon)`, plus `name_mean` and `name_spread` (the ensemble's standard deviation, N − 1 in the denominator)."""
+    import netCDF4
+
+    levels = sorted(set(channels.levels), reverse=True)
+    with atomic_path(path, writer_errors=(RuntimeError,)) as temporary, netCDF4.Dataset(temporary, "w") as dataset:
+        dataset.setncatts({"Conventions": "CF-1.8", "title": "megageo analysis ensemble", "institution": "megageo",
+                           "source": f"megageo {megageo.__version__}",
+                           "history": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} written by megageo da",
+                           **attributes})
+        coordinates = {"member": np.arange(len(ensemble), dtype=np.int32), "time": hours_since_1800(times),
+                       "level": np.asarray(levels, np.float32), "lat": np.asarray(lat, np.float32),
+                       "lon": np.asarray(lon, np.float32)}
+        for name, values in coordinates.items():
+            dataset.createDimension(name, len(values))
+            variable = dataset.createVariable(name, values.dtype, (name,))
+            variable.setncatts({"long_name": "ensemble member"} if name == "member"
+                               else VALID_TIME_ATTRIBUTES if name == "time" else COORDINATE_ATTRIBUTES[name])
+            variable[:] = values
+        for name in dict.fromkeys(channels.variables):
+            index = [i for i, v in enumerate(channels.variables) if v == name]
+            rows = [levels.index(channels.levels[i]) for i in index]
+            fields = np.full((len(ensemble), len(times), len(levels), len(lat), len(lon)), np.nan, np.float32)
+            fields[:, :, rows] = ensemble[:, :, index]
+            attrs = {key: value for key, value in field_attributes(name).items() if key != "coordinates"}
+            dims = ("member", "time", "level", "lat", "lon")
+            for suffix, values, long_name in (("", fields, "analysis"), ("_mean", fields.mean(0), "analysis mean"),
+                                              ("_spread", fields.std(0, ddof=1) if len(fields) > 1
+                                               else np.zeros_like(fields[0]), "analysis spread")):
+                variable = dataset.createVariable(name + suffix, "f4", dims if not suffix else dims[1:], zlib=True)
+                variable.setncatts({**attrs, "long_name": f"{attrs['long_name'].removesuffix(' forecast')} {long_name}"})
+                if suffix == "_spread":
+                    del variable.standard_name
+                variable[:] = values
+    return Path(path)
+
+
+def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, members: int | None = None,
+               analysis_time: str | None = None, mode: str = "filter", store: str | None = None,
+               seed: int = 0, progress: bool = True) -> Path:
+    """Everything a user's bad input can break is checked before the model is built."""
+    from tqdm import tqdm
+
+    from megageo.convert.release import build_model, load_release
+    from megageo.da.observations import locate, read_observations
+    from megageo.da.posterior import sample_posterior
+    from megageo.data.store import Store
+
+    release = load_release(checkpoint)
+    config = release.config
+    if config.task != "diffusion":
+        raise MegageoError(f"{checkpoint}: a task {config.task!r} checkpoint; da assimilate needs task: diffusion")
+    grid = Store(store or release.stats["store"])
+    obs = read_observations(obs_path)
+    if len(obs) == 0:
+        raise MegageoError(f"{obs_path}: holds no observations")
+    when = np.datetime64(analysis_time) if analysis_time else obs.time.max()
+    times = window_times(when, config.data.t_in, mode)
+    channels = Channels.of(release.stats)
+    channel = channels.index(obs.variable, obs.level)
+    shape = (config.data.t_in, *release.frame_shape)
+    observe = locate(obs, times, grid.lat, grid.lon, channel, shape, str(obs_path))
+    y = torch.as_tensor((obs.value - channels.mean[channel]) / channels.std[channel], dtype=torch.float32)
+    std = torch.as_tensor(obs.error_std / channels.std[channel], dtype=torch.float32)
+    members = members or config.diffusion.members
+    model = build_model(release)
+    steps = config.diffusion.steps
+    with tqdm(total=steps, desc=f"assimilate {len(obs)} obs, {members} members", unit="step",
+              disable=not progress) as bar:
+        ensemble = sample_posterior(model, config.diffusion, (members, *shape), observe, y, std,
+                                    torch.Generator().manual_seed(seed), progress=lambda _: bar.update())
+    physical = ensemble.numpy() * channels.std[:, None, None] + channels.mean[:, None, None]
+    return write_analysis_netcdf(out, physical, times, channels, grid.lat, grid.lon,
+                                 {"analysis_time": str(to_datetime64(when)), "mode": mode,
+                                  "observations": str(obs_path), "checkpoint": str(checkpoint)})

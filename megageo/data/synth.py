@@ -142,6 +142,15 @@ def trajectory(seed: int, frames: int, spinup_days: float, progress: bool = True
             yield np.concatenate([((depth() - mean) / std)[None], solver.getuv(state[1:]).numpy()])
 
 
+def level_fields(state: np.ndarray, levels: Sequence[int]) -> dict[str, np.ndarray]:
+    """One `trajectory` state as NCEP fields [levels, 73, 144]: hgt (m), uwnd and vwnd (m/s), in FIELD_ATTRS order."""
+    anomaly, u, v = state
+    mean = np.array([LEVEL_CLIMATOLOGY[level][0] for level in levels])[:, None, None]
+    std = np.array([LEVEL_CLIMATOLOGY[level][1] for level in levels])[:, None, None]
+    wind_scale = std / LEVEL_CLIMATOLOGY[500][1]
+    return {"hgt": mean + std * anomaly, "uwnd": wind_scale * u, "vwnd": wind_scale * v}
+
+
 class YearFile:
     """One NCEP-layout `NAME.YYYY.nc` (netCDF4-classic float32, PSL's names and attributes), written under a
     temporary name and renamed on close so a crash leaves no half-written year."""
@@ -223,20 +232,17 @@ def synthesize(
         raise MegageoError(f"start '{start}' is not a date like 1979-01-01") from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mean = np.array([LEVEL_CLIMATOLOGY[level][0] for level in levels])[:, None, None]
-    std = np.array([LEVEL_CLIMATOLOGY[level][1] for level in levels])[:, None, None]
-    wind_scale = std / LEVEL_CLIMATOLOGY[500][1]
     written: list[Path] = []
     year_files: list[YearFile] = []
     try:
-        for i, (anomaly, u, v) in enumerate(trajectory(seed, round(days * 4), spinup_days, progress)):
+        for i, state in enumerate(trajectory(seed, round(days * 4), spinup_days, progress)):
             when = first + dt.timedelta(hours=6 * i)
             if not year_files or year_files[0].path.name != f"hgt.{when.year}.nc":
                 written += [year_file.close() for year_file in year_files]
                 year_files = []
                 year_files = [YearFile(out_dir, name, when.year, levels) for name in FIELD_ATTRS]
             hours = netCDF4.date2num(when, TIME_UNITS, "standard")
-            for year_file, fields in zip(year_files, (mean + std * anomaly, wind_scale * u, wind_scale * v)):
+            for year_file, fields in zip(year_files, level_fields(state, levels).values()):
                 year_file.append(hours, fields)
         written += [year_file.close() for year_file in year_files]
     except BaseException:

@@ -1,0 +1,64 @@
+"""Ensemble scores against an outside oracle (scoringrules) and hand-computed values; the OI baseline against the
+Kalman analysis it must equal without localisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from megageo.da import scores
+from megageo.da.twin import OptimalInterpolation, gaspari_cohn, great_circle_km
+
+LAT = np.array([45.0, -45.0])  # equal cell areas: the weighted mean is the plain mean
+
+
+def test_fair_crps_is_scoringrules_fair_estimator() -> None:
+    import scoringrules
+
+    rng = np.random.default_rng(0)
+    members, truth = rng.normal(size=(7, 2, 3)), rng.normal(size=(2, 3))
+    expected = scoringrules.crps_ensemble(truth, np.moveaxis(members, 0, -1), m_axis=-1, estimator="fair").mean()
+    assert scores.fair_crps(members, truth, LAT) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_scores_of_a_two_member_ensemble_by_hand() -> None:
+    members = np.array([[[1.0], [1.0]], [[3.0], [3.0]]])  # members 1 and 3 at both points, truth 0
+    truth = np.zeros((2, 1))
+    assert scores.ensemble_rmse(members, truth, LAT) == 2.0
+    assert scores.ensemble_spread(members, LAT) == math.sqrt(2.0)  # var(1, 3; ddof=1) = 2
+    assert scores.spread_skill_ratio(math.sqrt(2.0), 2.0, 2) == pytest.approx(math.sqrt(1.5) * math.sqrt(2) / 2)
+    assert scores.fair_crps(members, truth, LAT) == pytest.approx(2.0 - 4.0 / 4)  # mean|x−y| − Σ|xi−xj|/(2·2·1)
+    assert scores.rank_histogram(members, truth).tolist() == [2, 0, 0]
+
+
+def test_gaussian_crps_of_a_standard_normal_at_its_mean() -> None:
+    value = scores.gaussian_crps(np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1)), LAT)
+    assert value == pytest.approx(2 / math.sqrt(2 * math.pi) - 1 / math.sqrt(math.pi), rel=1e-12)
+
+
+def test_gaspari_cohn_at_its_knots() -> None:
+    values = gaspari_cohn(np.array([0.0, 1000.0, 2000.0, 2500.0]), 1000.0)
+    assert values.tolist() == pytest.approx([1.0, 5 / 24, 0.0, 0.0])
+
+
+def test_great_circle_distance_quarter_meridian() -> None:
+    assert great_circle_km(np.array([0.0]), np.array([0.0]), np.array([90.0]), np.array([123.0]))[0, 0] == \
+        pytest.approx(math.pi / 2 * 6371.0)
+
+
+def test_optimal_interpolation_without_localisation_is_the_kalman_analysis() -> None:
+    rng = np.random.default_rng(1)
+    lat, lon = np.array([30.0, 0.0]), np.array([0.0, 90.0, 180.0])
+    anomalies = rng.normal(size=(50, 2, 3)) @ np.diag([1.0, 2.0, 0.5])
+    background, stations, error_std = rng.normal(size=(2, 3)), np.array([1, 4]), 0.3
+    oi = OptimalInterpolation(background, anomalies, stations, lat, lon, error_std, half_width_km=1e9)
+    flat = anomalies.reshape(50, -1)
+    b = np.cov(flat.T)
+    h = np.eye(6)[stations]
+    gain = b @ h.T @ np.linalg.inv(h @ b @ h.T + error_std**2 * np.eye(2))
+    y = np.array([0.5, -1.0])
+    expected = background.ravel() + gain @ (y - h @ background.ravel())
+    np.testing.assert_allclose(oi.analyse(y).ravel(), expected, rtol=1e-9)
+    np.testing.assert_allclose(oi.std.ravel() ** 2, np.diag((np.eye(6) - gain @ h) @ b), rtol=1e-6)

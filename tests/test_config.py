@@ -109,8 +109,8 @@ def test_configs_load_without_importing_the_model() -> None:
     mixers, imported = result.stdout.split("\n")[:2]
     six = ["deltanet", "gated_deltanet", "gla", "kda", "mamba2", "transformer"]
     with_tokens = ["deltanet", "gated_deltanet", "gla", "gla", "kda", "mamba2", "transformer"]  # gla_tokens.yaml
-    tiny = ["deltanet", "gated_deltanet", "gla", "gla", "gla", "kda", "mamba2", "mamba2", "transformer",
-            "transformer"]  # + gla_winds.yaml and the token configs
+    tiny = ["deltanet", "global_linear", "gated_deltanet", "gla", "gla", "gla", "kda", "mamba2", "mamba2",
+            "transformer", "transformer"]  # + diffusion.yaml, gla_winds.yaml and the token configs
     assert mixers.split() == with_tokens + six + tiny, result.stderr  # 340m/, paper/, tiny/
     assert imported == ""
 

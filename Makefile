@@ -10,12 +10,15 @@ DEMO_OUT ?= demo_out
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py requirements-cpu.txt
+$(VENV)/.installed: setup.py requirements-cpu.txt requirements-da.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-build-isolation -r requirements-cpu.txt
 	$(BIN)/pip install -q --no-deps torch-harmonics
+	$(BIN)/pip install -q --no-deps -r requirements-da.txt
+	# DAPPER 1.7.1 installs its own test suite as a top-level `tests` package, which would shadow this repo's.
+	rm -rf $(VENV)/lib/python*/site-packages/tests
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 

@@ -47,6 +47,10 @@ class Channels:
         return cls(list(stats["variables"]), [float(v) for v in stats["levels"]], np.asarray(stats["mean"]),
                    np.asarray(stats["std"]))
 
+    def physical(self, normalised: torch.Tensor) -> np.ndarray:
+        """Normalised states [..., C, H, W] in the variables' own units."""
+        return normalised.numpy() * self.std[:, None, None] + self.mean[:, None, None]
+
     def index(self, variable: str, level: float) -> int:
         for i, (name, at) in enumerate(zip(self.variables, self.levels)):
             if name == variable and abs(at - level) < 1e-6:
@@ -128,7 +132,6 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
               disable=not progress) as bar:
         ensemble = sample_posterior(model, config.diffusion, (members, *shape), observe, y, std,
                                     torch.Generator().manual_seed(seed), progress=lambda _: bar.update())
-    physical = ensemble.numpy() * channels.std[:, None, None] + channels.mean[:, None, None]
-    return write_analysis_netcdf(out, physical, times, channels, grid.lat, grid.lon,
+    return write_analysis_netcdf(out, channels.physical(ensemble), times, channels, grid.lat, grid.lon,
                                  {"analysis_time": str(to_datetime64(when)), "mode": mode,
                                   "observations": str(obs_path), "checkpoint": str(checkpoint)})

@@ -190,7 +190,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
              scores.gaussian_crps(climatology[observed], climate_std, truth[t, observed], grid.lat)) for t in times]))
         generator = torch.Generator().manual_seed(seed)
         prior = sample_window(model, config.diffusion, members, window, release.frame_shape, generator)
-        prior_field = physical(prior[:, before], channels)[:, observed]
+        prior_field = channels.physical(prior[:, before])[:, observed]
         results["prior"] = ensemble_scores(prior_field, truth[times, observed], grid.lat)
         flat = np.concatenate([frame * len(channels.variables) * height * width + observed * height * width + stations
                                for frame in range(window)])
@@ -202,7 +202,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
             ensemble = sample_window(model, config.diffusion, members * len(batch), window, release.frame_shape,
                                      generator, flat, np.repeat(y_normal, members, axis=0),
                                      error_std / channels.std[observed])
-            analyses.append(physical(ensemble[:, before], channels)[:, observed].reshape(len(batch), members,
+            analyses.append(channels.physical(ensemble[:, before])[:, observed].reshape(len(batch), members,
                                                                                          height, width))
         results["generative"] = ensemble_scores(np.concatenate(analyses).swapaxes(0, 1), truth[times, observed],
                                                 grid.lat)
@@ -231,10 +231,6 @@ def training_frames(grid: Any, channels: Any) -> np.ndarray:
     """The store's training split for the model's channels, in physical units [T, C, H, W]."""
     index = [grid.channels([name], [level])[0] for name, level in zip(channels.variables, channels.levels)]
     return grid.read(0, grid.train_end)[:, index].astype(np.float64)
-
-
-def physical(normalised: torch.Tensor, channels: Any) -> np.ndarray:
-    return normalised.numpy() * channels.std[:, None, None] + channels.mean[:, None, None]
 
 
 def sample_window(model: torch.nn.Module, settings: Any, count: int, window: int, frame_shape: tuple[int, int, int],

@@ -91,7 +91,7 @@ def _rollout_check(store: Path, out: Path) -> dict[str, float]:
     with torch.no_grad():
         first = model(x)
         by_hand = torch.cat([first, model(torch.cat([x[:, 2:], first], dim=1))], dim=1)
-        through_engine = engine._forecast(x, 4)
+        through_engine = rollout(engine.engine, x, 4)  # what the forecast task's loss runs on the engine
     hand_loss = forecast_loss(by_hand, y).item()
     evaluated = engine.evaluate([(x, y)])
     trained = engine.train_step([(x, y)])  # the loss of the weights before the update

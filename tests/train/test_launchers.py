@@ -29,9 +29,16 @@ def store(tmp_path_factory) -> Path:
     return build_tiny_store(tmp_path_factory.mktemp("store"))
 
 
+# Variables an MPI or PMIx runtime leaves in the environment it started (or in a process that initialised MPI as a
+# singleton). A launcher started under them can join that runtime instead of starting its own, and its ranks then
+# come up as worlds of one: the tests start each launcher from a clean environment, as a login shell would.
+INHERITED_RUNTIME = ("OMPI_", "PMIX_", "PMI_", "PRTE_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")
+
+
 def launch_env(**extra: str) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(INHERITED_RUNTIME)}
     return {
-        **os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port()),
+        **clean, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port()),
         "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", **extra,
     }
 

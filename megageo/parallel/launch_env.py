@@ -4,15 +4,17 @@ torchrun and the deepspeed launcher export `RANK`/`LOCAL_RANK`/`WORLD_SIZE`/`MAS
 Open MPI's mpirun exports `OMPI_COMM_WORLD_*`; MPICH/PALS `mpiexec` (Polaris) exports `PMI_RANK`,
 `PMI_LOCAL_RANK` and `PMI_SIZE`. The MPI launchers say nothing about a rendezvous address, so it comes from
 `MASTER_ADDR`, else the first host in `$PBS_NODEFILE`, else rank 0's hostname agreed through mpi4py (which
-also agrees on a free port when `MASTER_PORT` is unset). `export_torch_env` writes the result
-back as the torch.distributed `env://` variables so every later layer (torch, Megatron, DeepSpeed) agrees.
+also agrees on a free port when `MASTER_PORT` is unset). `torch_env` writes the result
+back as the torch.distributed `env://` variables for the run, so every later layer (torch, Megatron, DeepSpeed)
+agrees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +99,20 @@ def _agree_over_mpi(addr: str | None, port: int | None) -> tuple[str, int]:
     return comm.bcast(mine, root=0)
 
 
-def export_torch_env(launch: LaunchEnv) -> None:
-    """Publish the discovered layout as torch.distributed's env:// variables."""
-    os.environ.update(
-        RANK=str(launch.rank), LOCAL_RANK=str(launch.local_rank), WORLD_SIZE=str(launch.world_size),
-        MASTER_ADDR=launch.master_addr, MASTER_PORT=str(launch.master_port),
-    )
+@contextlib.contextmanager
+def torch_env(launch: LaunchEnv) -> Iterator[None]:
+    """Publish the discovered layout as torch.distributed's env:// variables (DeepSpeed reads LOCAL_RANK too) for
+    the run, and put the caller's values back after it: a launcher started later by the same process (a notebook,
+    a test) must not inherit a world of one."""
+    names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    saved = {name: os.environ.get(name) for name in names}
+    values = (launch.rank, launch.local_rank, launch.world_size, launch.master_addr, launch.master_port)
+    os.environ.update({name: str(value) for name, value in zip(names, values)})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -21,7 +21,7 @@ from megageo.data.dataset import WindowDataset
 from megageo.errors import MegageoError
 from megageo.model.summary import summarize
 from megageo.parallel import groups
-from megageo.parallel.launch_env import discover, export_torch_env
+from megageo.parallel.launch_env import LaunchEnv, discover, torch_env
 from megageo.train.checkpoint import Checkpoints
 from megageo.train.data import Sharding, TrainBatches, check_batch, validation_batches
 from megageo.train.engine import Layout, TrainEngine
@@ -34,6 +34,11 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     """Train from scratch (or from `latest` with `resume`) up to `train.steps`, or leave with a checkpoint after
     step `stop_at` as a preempted job would. Returns the mean loss of every step this call ran."""
     launch = discover()
+    with torch_env(launch):
+        return _train(config, launch, resume, stop_at)
+
+
+def _train(config: Config, launch: LaunchEnv, resume: bool, stop_at: int | None) -> list[float]:
     layout = Layout.of(config.parallel, launch.world_size)
     check_batch(config.train.global_batch_size, config.train.micro_batch_size, layout.dp)
     data = config.data
@@ -47,7 +52,6 @@ def train(config: Config, resume: bool = False, stop_at: int | None = None) -> l
     if not resume and checkpoints.latest_tag() is not None:
         raise MegageoError(f"{run_dir} already holds checkpoints: pass --resume, or choose another train.out_dir")
 
-    export_torch_env(launch)
     groups.initialize(layout.tp, layout.pp, context_parallel=layout.cp)
     from megatron.core import parallel_state
 

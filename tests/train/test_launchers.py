@@ -29,9 +29,9 @@ def store(tmp_path_factory) -> Path:
     return build_tiny_store(tmp_path_factory.mktemp("store"))
 
 
-# Variables an MPI or PMIx runtime leaves in the environment it started (or in a process that initialised MPI as a
-# singleton). A launcher started under them can join that runtime instead of starting its own, and its ranks then
-# come up as worlds of one: the tests start each launcher from a clean environment, as a login shell would.
+# Rendezvous and MPI/PMIx variables a developer's shell or an earlier job step may hold. torch's RANK/WORLD_SIZE win
+# over the MPI launchers' variables, so a launcher started under them gives worlds of one: each launcher here starts
+# from a clean environment, as a login shell would (test_train_cli checks megageo train leaves none behind).
 INHERITED_RUNTIME = ("OMPI_", "PMIX_", "PMI_", "PRTE_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")
 
 

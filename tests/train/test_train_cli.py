@@ -74,3 +74,19 @@ def test_run_directory_holds_config_metrics_tensorboard_and_checkpoint(tmp_path)
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     assert (run / "checkpoints" / "latest").read_text() == "step00000006"
     assert Path(run / "checkpoints" / "step00000006" / "megageo.json").is_file()
+
+
+def test_a_one_process_run_puts_the_callers_rendezvous_variables_back(tmp_path, monkeypatch) -> None:
+    """A launcher started after an in-process `megageo train` inherits the caller's environment: rendezvous variables
+    left behind would make its ranks worlds of one (torch's RANK/WORLD_SIZE win over the MPI launchers')."""
+    import os
+
+    rendezvous = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    for name in rendezvous:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    overrides = tiny_overrides(build_tiny_store(tmp_path), tmp_path / "run", train__steps=1)
+    assert main(["train", *(f"--set={item}" for item in overrides)]) == 0
+    assert {name: os.environ.get(name) for name in rendezvous} == {
+        "RANK": None, "LOCAL_RANK": None, "WORLD_SIZE": None, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": None,
+    }

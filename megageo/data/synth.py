@@ -115,31 +115,92 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+class ShallowWaterModel:
+    """The synthetic reanalysis's dynamics: spectral states (geopotential, vorticity, divergence) [3, lmax, mmax]
+    stepped 6 h at a time, and the grid fields a reanalysis stores. The depth is standardised by the state at the
+    end of spin-up (`calibrate`), so a run and the filters that share its model see the same observable."""
+
+    def __init__(self, seed: int):
+        import torch
+        from torch_harmonics.examples import ShallowWaterSolver
+
+        self.solver = ShallowWaterSolver(NLAT, NLON, DT_SECONDS, lmax=LMAX, mmax=LMAX)
+        self.initial = balanced_state(self.solver, torch.Generator().manual_seed(seed))
+        self.depth_mean, self.depth_std = 0.0, 1.0
+
+    def step(self, state):
+        return self.solver.timestep(state, STEPS_PER_FRAME)
+
+    def step_members(self, states):
+        """`step` of an ensemble [N, 3, lmax, mmax] at once, with batched transforms instead of N calls: the
+        solver's scheme exactly (restarted every call: Euler, then its AB2-like second step, then AB3)."""
+        import torch
+
+        solver = self.solver
+        history = []
+        for index in range(STEPS_PER_FRAME):
+            history = [self._tendency(states), *history[:2]]
+            if index == 0:
+                new = now = old = history[0]
+            elif index == 1:
+                new, now, old = history[0], history[1], history[0]
+            else:
+                new, now, old = history
+            states = states + solver.dt * ((23.0 / 12.0) * new - (16.0 / 12.0) * now + (5.0 / 12.0) * old)
+            states = torch.cat([states[:, :1], solver.hyperdiff * states[:, 1:]], dim=1)  # vorticity, divergence
+        return states
+
+    def _tendency(self, states):
+        """The solver's `dudtspec` for [N, 3, lmax, mmax]: mass flux, vorticity flux, energy gradient."""
+        import torch
+
+        solver = self.solver
+        grid = solver.spec2grid(states)
+        wind = solver.getuv(states[:, 1:])
+        absolute = solver.vrtdivspec(wind * (grid[:, 1:2] + solver.coriolis))
+        mass = solver.vrtdivspec(wind * grid[:, 0:1])
+        energy = solver.grid2spec(grid[:, 0] + 0.5 * (wind[:, 0] ** 2 + wind[:, 1] ** 2))
+        return torch.stack([-mass[:, 1], -absolute[:, 1], absolute[:, 0] - solver.lap * energy], dim=1)
+
+    def depth(self, geopotential):
+        """Fluid depth (m) on the grid of spectral geopotential [..., lmax, mmax]."""
+        return self.solver.spec2grid(geopotential) / self.solver.gravity
+
+    def calibrate(self, state) -> None:
+        depth = self.depth(state[0]).numpy()
+        self.depth_mean, self.depth_std = float(depth.mean()), float(depth.std())
+
+    def standardised_depth(self, geopotential):
+        return (self.depth(geopotential) - self.depth_mean) / self.depth_std
+
+    def fields(self, state) -> np.ndarray:
+        """[3, 73, 144]: the standardised depth and the eastward and northward wind (m/s)."""
+        return np.concatenate([self.standardised_depth(state[0]).numpy()[None], self.solver.getuv(state[1:]).numpy()])
+
+    def run(self, frames: int, spinup_days: float, progress: bool = False, label: str = "") -> Iterator:
+        """Spin up from the balanced start, calibrate, then yield `frames` 6-hourly spectral states."""
+        from tqdm import tqdm
+
+        spinup = round(spinup_days * 4)
+        state = self.initial
+        bar = tqdm(total=spinup + frames, unit="frame", desc=label, disable=not progress)
+        with one_thread(), bar:
+            for _ in range(spinup):
+                state = self.step(state)
+                bar.update()
+            self.calibrate(state)
+            for _ in range(frames):
+                state = self.step(state)
+                bar.update()
+                yield state
+
+
 def trajectory(seed: int, frames: int, spinup_days: float, progress: bool = True) -> Iterator[np.ndarray]:
     """`frames` 6-hourly states [3, 73, 144]: the fluid depth, standardised by the state at the end of spin-up,
     and the eastward and northward wind (m/s)."""
-    import torch
-    from torch_harmonics.examples import ShallowWaterSolver
-    from tqdm import tqdm
-
-    solver = ShallowWaterSolver(NLAT, NLON, DT_SECONDS, lmax=LMAX, mmax=LMAX)
-    state = balanced_state(solver, torch.Generator().manual_seed(seed))
-    spinup = round(spinup_days * 4)
-
-    def depth() -> np.ndarray:
-        return (solver.spec2grid(state[0]) / solver.gravity).numpy()
-
-    bar = tqdm(total=spinup + frames, unit="frame", desc=f"synth seed {seed}", disable=not progress)
-    with one_thread(), bar:
-        for _ in range(spinup):
-            state = solver.timestep(state, STEPS_PER_FRAME)
-            bar.update()
-        calibration = depth()
-        mean, std = calibration.mean(), calibration.std()
-        for _ in range(frames):
-            state = solver.timestep(state, STEPS_PER_FRAME)
-            bar.update()
-            yield np.concatenate([((depth() - mean) / std)[None], solver.getuv(state[1:]).numpy()])
+    model = ShallowWaterModel(seed)
+    for state in model.run(frames, spinup_days, progress, label=f"synth seed {seed}"):
+        yield model.fields(state)
 
 
 def level_fields(state: np.ndarray, levels: Sequence[int]) -> dict[str, np.ndarray]:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from megageo.da import scores
-from megageo.da.twin import OptimalInterpolation, gaspari_cohn, great_circle_km
+from megageo.da.localisation import gaspari_cohn, great_circle_km
+from megageo.da.twin import OptimalInterpolation
 
 LAT = np.array([45.0, -45.0])  # equal cell areas: the weighted mean is the plain mean
 

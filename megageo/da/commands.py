@@ -23,7 +23,8 @@ def run_twin(args: argparse.Namespace) -> int:
     from megageo.da.twin import TwinSettings, run_twin_experiment
 
     settings = TwinSettings(cycles=args.cycles, burn_in=args.burn_in, seeds=args.seeds, members=args.members,
-                            fraction=args.fraction, noise=args.noise, mode=args.mode)
+                            fraction=args.fraction, noise=args.noise, mode=args.mode,
+                            filter_members=args.filter_members, tuning_cycles=args.tuning_cycles)
     report = run_twin_experiment(args.checkpoint, Path(args.out), settings, args.store)
     print(f"twin experiment report written to {report}")
     return 0
@@ -57,12 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     twin.add_argument("checkpoint")
     twin.add_argument("--out", required=True, help="folder for the report")
     twin.add_argument("--cycles", type=int, default=100, help="scored analysis cycles (6-hourly)")
-    twin.add_argument("--burn-in", type=int, default=4, help="cycles run before scoring starts")
+    twin.add_argument("--burn-in", type=int, default=8,
+                      help="cycles run before scoring starts (the filters spin up from a climatological ensemble)")
     twin.add_argument("--seeds", type=int, default=3, help="independent truths (and station sets)")
     twin.add_argument("--members", type=int, default=None, help="ensemble size (default: diffusion.members)")
     twin.add_argument("--fraction", type=float, default=0.1, help="fraction of grid points observed")
     twin.add_argument("--noise", type=float, default=0.1,
                       help="observation error std as a fraction of the field's anomaly std")
     twin.add_argument("--mode", default="filter", choices=("filter", "smooth"))
+    twin.add_argument("--filter-members", type=int, default=20, help="LETKF, EnKF and free-run ensemble size")
+    twin.add_argument("--tuning-cycles", type=int, default=8,
+                      help="scored cycles of the separate truth that tune the localisations and inflations")
     twin.add_argument("--store", default=None, help="store giving the grid and climatology (default: training's)")
     twin.set_defaults(func=run_twin)

@@ -1,5 +1,6 @@
-"""`megageo da twin` end to end at toy size: a shallow-water store, a denoiser trained for two steps, two cycles.
-The numbers in report.md are twin.json's, and the baselines behave as their definitions demand."""
+"""`megageo da twin` end to end at toy size: a shallow-water store, a denoiser trained for two steps, two cycles,
+four-member filters. The numbers in report.md are twin.json's, the tuned values are the tuning runs' best, and the
+baselines behave as their definitions demand."""
 
 from __future__ import annotations
 
@@ -25,15 +26,22 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
                  *(f"--set={key}={value}" for key, value in settings.items())]) == 0
     out = tmp_path / "twin"
     assert main(["da", "twin", str(tmp_path / "run"), "--out", str(out), "--cycles", "2", "--seeds", "1",
-                 "--members", "2", "--burn-in", "0"]) == 0
+                 "--members", "2", "--burn-in", "0", "--filter-members", "4", "--tuning-cycles", "1"]) == 0
     report = json.loads((out / "twin.json").read_text())
     assert report["settings"]["stations"] == round(0.1 * 73 * 144) and report["settings"]["grid"] == [73, 144]
-    assert set(report["tuning_rmse"]) == {"1000", "2000", "4000", "8000"}
-    assert report["settings"]["oi_half_width_km"] == min(map(float, report["tuning_rmse"]), key=lambda r: report[
-        "tuning_rmse"][f"{r:g}"])
+    tuning, tuned = report["tuning_rmse"], report["tuned"]
+    assert list(tuning["oi"]) == ["1000 km", "2000 km", "4000 km", "8000 km"]
+    assert list(tuning["letkf"]) == ["1000 km, 1.05", "1000 km, 1.1", "1500 km, 1.05", "1500 km, 1.1"]
+    assert list(tuning["enkf"]) == ["1.1", "1.3", "1.6"]
+    assert f"{tuned['oi_half_width_km']:g} km" == min(tuning["oi"], key=tuning["oi"].get)
+    assert f"{tuned['letkf_half_width_km']:g} km, {tuned['letkf_inflation']:g}" == min(tuning["letkf"],
+                                                                                        key=tuning["letkf"].get)
+    assert f"{tuned['enkf_inflation']:g}" == min(tuning["enkf"], key=tuning["enkf"].get)
     methods = report["methods"]
-    assert list(methods) == ["generative", "oi", "prior", "climatology"]
-    assert methods["oi"]["rmse"]["mean"] < methods["climatology"]["rmse"]["mean"]  # 1,051 stations help
+    assert list(methods) == ["generative", "letkf", "enkf", "oi", "free", "prior", "climatology"]
+    rmse = {method: values["rmse"]["mean"] for method, values in methods.items()}
+    assert rmse["oi"] < rmse["climatology"]  # 1,051 stations help
+    assert rmse["letkf"] < 0.7 * rmse["free"] and rmse["enkf"] < rmse["free"]  # the filters see them too
     assert sum(report["rank_histogram"]) == 2 * 73 * 144 and len(report["rank_histogram"]) == 3
     markdown = (out / "report.md").read_text()
     for method, values in methods.items():

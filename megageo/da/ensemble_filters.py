@@ -122,10 +122,9 @@ class ShallowWaterEnsemble:
 
     def taper(self, half_width_km: float) -> torch.Tensor:
         """[NLAT · NLON, p]: each model grid point's Gaspari–Cohn weight of each station."""
-        from megageo.data.synth import NLAT, NLON
+        from megageo.data.synth import LAT, LON
 
-        lat, lon = np.linspace(90, -90, NLAT), np.arange(NLON) * 360.0 / NLON
-        points_lat, points_lon = np.repeat(lat, NLON), np.tile(lon, NLAT)
+        points_lat, points_lon = np.repeat(LAT, len(LON)), np.tile(LON, len(LAT))
         stations = self.station_points
         return torch.as_tensor(gaspari_cohn(great_circle_km(points_lat, points_lon, points_lat[stations],
                                                             points_lon[stations]), half_width_km))
@@ -141,11 +140,11 @@ class ShallowWaterEnsemble:
 
 def initial_ensemble(model: ShallowWaterModel, members: int, seed: int, spinup_days: float) -> torch.Tensor:
     """`members` balanced random starts (their own seeds), spun up together like the truth."""
-    from megageo.data.synth import balanced_state
+    from megageo.data.synth import FRAMES_PER_DAY, balanced_state
 
     starts = torch.stack([balanced_state(model.solver, torch.Generator().manual_seed(20_000 + 100 * seed + k))
                           for k in range(members)])
-    for _ in range(round(spinup_days * 4)):
+    for _ in range(round(spinup_days * FRAMES_PER_DAY)):
         starts = model.step_members(starts)
     return starts
 

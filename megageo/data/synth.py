@@ -53,6 +53,9 @@ LEVEL_CLIMATOLOGY: dict[int, tuple[float, float]] = {
     10: (31055.0, 600.0),
 }
 NLAT, NLON = 73, 144
+LAT, LON = np.linspace(90, -90, NLAT), np.arange(NLON) * 2.5
+"""The 2.5° grid's latitudes (north first) and longitudes, degrees: the store's and the twin's filters'."""
+FRAMES_PER_DAY = 4
 DT_SECONDS = 300.0  # 600 s blows up
 LMAX = 37
 STEPS_PER_FRAME = int(6 * 3600 / DT_SECONDS)  # timestep() restarts Adams-Bashforth with one Euler step per call
@@ -181,7 +184,7 @@ class ShallowWaterModel:
         """Spin up from the balanced start, calibrate, then yield `frames` 6-hourly spectral states."""
         from tqdm import tqdm
 
-        spinup = round(spinup_days * 4)
+        spinup = round(spinup_days * FRAMES_PER_DAY)
         state = self.initial
         bar = tqdm(total=spinup + frames, unit="frame", desc=label, disable=not progress)
         with one_thread(), bar:
@@ -238,8 +241,8 @@ class YearFile:
         for name, (dtype, attrs) in COORDINATE_ATTRS.items():
             ds.createVariable(name, dtype, (name,)).setncatts(attrs)
         ds["level"][:] = np.asarray(levels, dtype=np.float32)
-        ds["lat"][:] = np.linspace(90, -90, NLAT, dtype=np.float32)
-        ds["lon"][:] = np.arange(NLON, dtype=np.float32) * 2.5
+        ds["lat"][:] = LAT.astype(np.float32)
+        ds["lon"][:] = LON.astype(np.float32)
         field = ds.createVariable(self.name, "f4", ("time", "level", "lat", "lon"), fill_value=False)
         field.setncatts(
             {
@@ -296,7 +299,7 @@ def synthesize(
     written: list[Path] = []
     year_files: list[YearFile] = []
     try:
-        for i, state in enumerate(trajectory(seed, round(days * 4), spinup_days, progress)):
+        for i, state in enumerate(trajectory(seed, round(days * FRAMES_PER_DAY), spinup_days, progress)):
             when = first + dt.timedelta(hours=6 * i)
             if not year_files or year_files[0].path.name != f"hgt.{when.year}.nc":
                 written += [year_file.close() for year_file in year_files]

@@ -1,12 +1,13 @@
 """Context parallelism computes what one process computes on the whole sequence, for all six mixers.
 
 Each rank builds a mixer layer (fused projection, short conv, kernel, gated norm, output projection; RoPE and
-softmax for the Transformer) with the same weights twice: once over the whole sequence (CP=1) and once holding
-only its contiguous block. The block's outputs must equal the whole run's slice, and the gradients of the input
-and of every parameter (summed over CP ranks, as the data-parallel×CP all-reduce sums them) must equal the whole
-run's. The truth is the whole-sequence run in float64. Sequence lengths give blocks longer and shorter than the
-64-step chunk, and not multiples of it. Token mixers run over frames of 5 tokens (blocks of whole frames, as the
-token model's CP blocks are): frame-causal GLA, Mamba2 and attention, and the non-causal global linear mixer.
+softmax for the Transformer) holding only its contiguous block; the test process builds it with the same weights
+over the whole sequence (CP=1), once for all ranks. The block's outputs must equal the whole run's slice, and the
+gradients of the input and of every parameter (summed over CP ranks, as the data-parallel×CP all-reduce sums
+them) must equal the whole run's. The truth is the whole-sequence run in float64. Sequence lengths give blocks
+longer and shorter than the 64-step chunk, and not multiples of it. Token mixers run over frames of 5 tokens
+(blocks of whole frames, as the token model's CP blocks are): frame-causal GLA, Mamba2 and attention, and the
+non-causal global linear mixer.
 """
 
 from __future__ import annotations
@@ -57,9 +58,20 @@ def _results(layer, x: torch.Tensor, cotangent: torch.Tensor) -> dict[str, torch
     return {"output": out.detach(), "input grad": x.grad, **{f"d{n}": p.grad for n, p in layer.named_parameters()}}
 
 
-def _compare(cases: list[str]) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
-    """Per (mixer, dtype) and tensor: (error of the CP run against the float64 whole-sequence truth, error of the
-    one-process run in the same dtype against that truth — the rounding floor of that dtype)."""
+def _on_block(results: dict[str, torch.Tensor], name: str, block: slice) -> torch.Tensor:
+    return results[name][block] if name in PER_POSITION else results[name]
+
+
+def _inputs(case: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole sequence [length, 2, hidden] and the output's cotangent, float64, the same in every process."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(length, 2, tiny_model_config(CASES[case]).hidden_size, generator=generator, dtype=torch.float64)
+    return x, torch.randn(x.shape, generator=generator, dtype=torch.float64)
+
+
+def _blocks(cases: list[str]) -> tuple[slice, dict[tuple[str, str], dict[str, torch.Tensor]]]:
+    """This CP rank's block and, per (mixer, dtype), its results on that block; parameter gradients summed over CP
+    ranks, as the data-parallel×CP all-reduce sums them."""
     import torch.distributed as dist
 
     from megageo.parallel import groups
@@ -68,39 +80,54 @@ def _compare(cases: list[str]) -> dict[tuple[str, str], dict[str, tuple[float, f
     world = int(os.environ["WORLD_SIZE"])
     groups.initialize(context_parallel=world)
     cp = ContextParallel.current()
-    length = BLOCK_LENGTHS[world] * world
-    block = cp.block(length)
-
-    def on_block(results: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {name: value[block] if name in PER_POSITION else value for name, value in results.items()}
-
-    errors = {}
+    block = cp.block(BLOCK_LENGTHS[world] * world)
+    results = {}
     for case in cases:
-        generator = torch.Generator().manual_seed(3)
-        x = torch.randn(length, 2, tiny_model_config(CASES[case]).hidden_size, generator=generator, dtype=torch.float64)
-        cotangent = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-        truth = on_block(_results(_mixer(case, ContextParallel(), torch.float64), x, cotangent))
+        x, cotangent = _inputs(case, BLOCK_LENGTHS[world] * world)
         for dtype in TOLERANCE:
-            whole = on_block(_results(_mixer(case, ContextParallel(), dtype), x.to(dtype), cotangent.to(dtype)))
             split = _results(_mixer(case, cp, dtype), x[block].to(dtype), cotangent[block].to(dtype))
             for name, value in split.items():
                 if name not in PER_POSITION:
                     dist.all_reduce(value, group=cp.group)
-            errors[case, str(dtype)] = {
-                name: (relative_error(split[name], truth[name]), relative_error(whole[name], truth[name]))
-                for name in truth
-            }
+            results[case, str(dtype)] = split
     groups.shutdown()
-    return errors
+    return block, results
+
+
+def _whole_sequences(cases: list[str], lengths: list[int]) -> dict[tuple[str, str, int], dict[str, torch.Tensor]]:
+    """In one process (CP=1): per (mixer, dtype, length), the results over the whole sequence."""
+    from megageo.parallel import groups
+    from megageo.parallel.context import ContextParallel
+
+    groups.initialize()
+    return {(case, str(dtype), length): _results(_mixer(case, ContextParallel(), dtype), x.to(dtype), cotangent.to(dtype))
+            for case in cases for length in lengths for x, cotangent in [_inputs(case, length)] for dtype in TOLERANCE}
+
+
+@pytest.fixture(scope="module")
+def whole_sequences() -> dict[tuple[str, str, int], dict[str, torch.Tensor]]:
+    (results,) = run_ranks(_whole_sequences, 1, list(CASES), sorted({n * cp for cp, n in BLOCK_LENGTHS.items()}))
+    return results
 
 
 @pytest.fixture(scope="module", params=sorted(BLOCK_LENGTHS), ids=lambda cp: f"cp{cp}")
-def cp_errors(request) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
-    per_rank = run_ranks(_compare, request.param, list(CASES))
-    return {
-        key: {name: tuple(max(rank[key][name][i] for rank in per_rank) for i in (0, 1)) for name in per_rank[0][key]}
-        for key in per_rank[0]
-    }
+def cp_errors(request, whole_sequences) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """Per (mixer, dtype) and tensor, the worst over ranks of (the CP run's error against the float64
+    whole-sequence truth, the one-process run's in the same dtype: the rounding floor of that dtype). The ranks
+    compute only their blocks; the whole sequence is computed once for every degree."""
+    world = request.param
+    length = BLOCK_LENGTHS[world] * world
+    per_rank = run_ranks(_blocks, world, list(CASES))
+    errors = {}
+    for case in CASES:
+        truth = whole_sequences[case, str(torch.float64), length]
+        for dtype in TOLERANCE:
+            whole, key = whole_sequences[case, str(dtype), length], (case, str(dtype))
+            errors[key] = {name: (
+                max(relative_error(split[key][name], _on_block(truth, name, block)) for block, split in per_rank),
+                max(relative_error(_on_block(whole, name, block), _on_block(truth, name, block))
+                    for block, _ in per_rank)) for name in truth}
+    return errors
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -20,6 +21,26 @@ def test_help_describes_each_command(command: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: megageo")
     assert len(result.stdout.splitlines()) > 3
+
+
+def every_parser(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("megageo",)):
+    """(command path, parser) for the parser and each subcommand beneath it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from every_parser(child, (*path, name))
+
+
+def test_every_help_renders_as_written() -> None:
+    """argparse expands % only in argument help; a description's "%%" would reach the user as "%%"."""
+    from megageo.cli import build_parser
+
+    pages = dict(every_parser(build_parser()))
+    assert ("megageo", "da", "twin") in pages and len(pages) > 20
+    for path, parser in pages.items():
+        text = parser.format_help()
+        assert "%%" not in text and "%(" not in text, f"{' '.join(path)} --help: {text}"
 
 
 def test_bad_config_is_one_line_and_exit_2(tmp_path) -> None:

@@ -1,8 +1,8 @@
 """Context parallelism computes what one process computes on the whole sequence, for all six mixers.
 
 Each rank builds a mixer layer (fused projection, short conv, kernel, gated norm, output projection; RoPE and
-softmax for the Transformer) holding only its contiguous block; the test process builds it with the same weights
-over the whole sequence (CP=1), once for all ranks. The block's outputs must equal the whole run's slice, and the
+softmax for the Transformer) holding only its contiguous block; one process builds it with the same weights over
+the whole sequence (CP=1), once for all ranks. The block's outputs must equal the whole run's slice, and the
 gradients of the input and of every parameter (summed over CP ranks, as the data-parallel×CP all-reduce sums
 them) must equal the whole run's. The truth is the whole-sequence run in float64. Sequence lengths give blocks
 longer and shorter than the 64-step chunk, and not multiples of it. Token mixers run over frames of 5 tokens
@@ -100,8 +100,14 @@ def _whole_sequences(cases: list[str], lengths: list[int]) -> dict[tuple[str, st
     from megageo.parallel.context import ContextParallel
 
     groups.initialize()
-    return {(case, str(dtype), length): _results(_mixer(case, ContextParallel(), dtype), x.to(dtype), cotangent.to(dtype))
-            for case in cases for length in lengths for x, cotangent in [_inputs(case, length)] for dtype in TOLERANCE}
+    results = {}
+    for case in cases:
+        for length in lengths:
+            x, cotangent = _inputs(case, length)
+            for dtype in TOLERANCE:
+                results[case, str(dtype), length] = _results(_mixer(case, ContextParallel(), dtype), x.to(dtype),
+                                                              cotangent.to(dtype))
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +120,7 @@ def whole_sequences() -> dict[tuple[str, str, int], dict[str, torch.Tensor]]:
 def cp_errors(request, whole_sequences) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
     """Per (mixer, dtype) and tensor, the worst over ranks of (the CP run's error against the float64
     whole-sequence truth, the one-process run's in the same dtype: the rounding floor of that dtype). The ranks
-    compute only their blocks; the whole sequence is computed once for every degree."""
+    compute only their blocks; the whole sequences are computed once, for all degrees."""
     world = request.param
     length = BLOCK_LENGTHS[world] * world
     per_rank = run_ranks(_blocks, world, list(CASES))

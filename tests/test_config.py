@@ -64,6 +64,9 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
         (["parallel.context_parallel=2", "parallel.tensor_parallel=4", "model.mixer.num_heads=4",
           "parallel.sequence_parallel=true", "data.t_in=12"],
          "parallel.sequence_parallel splits each block of 6 frames"),
+        (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
+          "diffusion.prediction=v"],
+         "diffusion.prediction must be edm or epsilon, got 'v'"),
     ],
 )
 def test_bad_values_fail_up_front_naming_the_key(overrides: list[str], message: str) -> None:
@@ -146,3 +149,16 @@ def test_mamba2_needs_no_head_split_for_context_parallelism() -> None:
                  "model.mixer.n_groups=1"]
     config = load_config(CONFIG_DIR / "tiny" / "mamba2.yaml", overrides)
     assert (config.model.mixer.num_heads, config.parallel.context_parallel) == (1, 2)
+
+
+def test_a_checkpoints_sampler_can_be_overridden_but_not_what_its_weights_were_trained_with() -> None:
+    from megageo.config import with_sampler_overrides
+
+    trained = load_config(CONFIG_DIR / "tiny" / "diffusion.yaml")
+    sampler = with_sampler_overrides(trained, ["diffusion.tau=0.1", "diffusion.steps=64"]).diffusion
+    assert (sampler.tau, sampler.steps, sampler.corrections) == (0.1, 64, trained.diffusion.corrections)
+    for override in ("diffusion.eta=0.01", "diffusion.prediction=epsilon", "train.steps=3"):
+        with pytest.raises(MegageoError, match=f"--set '{override}': only the sampler's keys can be set here"):
+            with_sampler_overrides(trained, [override])
+    with pytest.raises(MegageoError, match="tau > 0"):
+        with_sampler_overrides(trained, ["diffusion.tau=0"])

@@ -100,10 +100,12 @@ def write_analysis_netcdf(path: str | os.PathLike, ensemble: np.ndarray, times: 
 
 def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, members: int | None = None,
                analysis_time: str | None = None, mode: str = "filter", store: str | None = None,
-               seed: int = 0, progress: bool = True) -> Path:
-    """Everything a user's bad input can break is checked before the model is built."""
+               seed: int = 0, progress: bool = True, overrides: tuple[str, ...] = ()) -> Path:
+    """Everything a user's bad input can break is checked before the model is built. `overrides` set the sampler
+    (`diffusion.steps=64`, ...)."""
     from tqdm import tqdm
 
+    from megageo.config import with_sampler_overrides
     from megageo.convert.release import build_model, load_release
     from megageo.da.observations import locate, read_observations
     from megageo.da.posterior import sample_posterior
@@ -113,6 +115,7 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
     config = release.config
     if config.task != "diffusion":
         raise MegageoError(f"{checkpoint}: a task {config.task!r} checkpoint; da assimilate needs task: diffusion")
+    config = with_sampler_overrides(config, overrides)
     grid = Store(store or release.stats["store"])
     obs = read_observations(obs_path)
     if len(obs) == 0:

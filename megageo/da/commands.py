@@ -14,7 +14,8 @@ register_task("diffusion", "megageo.da.task:DiffusionTask")
 def run_assimilate(args: argparse.Namespace) -> int:
     from megageo.da.analysis import assimilate
 
-    path = assimilate(args.checkpoint, args.obs, args.out, args.members, args.time, args.mode, args.store, args.seed)
+    path = assimilate(args.checkpoint, args.obs, args.out, args.members, args.time, args.mode, args.store, args.seed,
+                      overrides=tuple(args.overrides))
     print(f"analysis ensemble written to {path}")
     return 0
 
@@ -25,9 +26,15 @@ def run_twin(args: argparse.Namespace) -> int:
     settings = TwinSettings(cycles=args.cycles, burn_in=args.burn_in, seeds=args.seeds, members=args.members,
                             fraction=args.fraction, noise=args.noise, mode=args.mode,
                             filter_members=args.filter_members, tuning_cycles=args.tuning_cycles)
-    report = run_twin_experiment(args.checkpoint, Path(args.out), settings, args.store)
+    report = run_twin_experiment(args.checkpoint, Path(args.out), settings, args.store, tuple(args.overrides))
     print(f"twin experiment report written to {report}")
     return 0
+
+
+def add_sampler_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="diffusion.KEY=VALUE",
+                        help="override the checkpoint's sampler setting (steps, corrections, tau, guidance, gamma, "
+                        "cg_steps, members); repeatable")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="filter: the window ends at the analysis time; smooth: it is centred on it")
     assimilate.add_argument("--store", default=None, help="store giving the grid (default: the training store)")
     assimilate.add_argument("--seed", type=int, default=0)
+    add_sampler_overrides(assimilate)
     assimilate.set_defaults(func=run_assimilate)
 
     twin = commands.add_parser(
@@ -71,4 +79,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     twin.add_argument("--tuning-cycles", type=int, default=8,
                       help="scored cycles of the separate truth that tune the localisations and inflations")
     twin.add_argument("--store", default=None, help="store giving the grid and climatology (default: training's)")
+    add_sampler_overrides(twin)
     twin.set_defaults(func=run_twin)

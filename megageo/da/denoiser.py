@@ -1,6 +1,8 @@
 """The denoiser of a window of frames: STORM's token backbone, every token seeing the whole window at once.
 
-x_t [B, L, C, H, W] at noise level t → ε̂ of the same shape. The model's own stages are reused: the patch
+x_t [B, L, C, H, W] at noise level t → the network output F of the same shape, which the preconditioning
+(`megageo.da.sde.Preconditioning`) turns into ε̂; the network sees its scaled x_t. The model's own stages are
+reused: the patch
 embedding (where and when each token is) with the noise level added to every token, the blocks (any mixer; the
 reference is non-causal `global_linear`, linear in the window's length and context-parallel by one all-reduce),
 and a head that turns every token back into its patch. Under context parallelism each rank denoises its block of
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from megageo.config import ModelConfig
-from megageo.da.sde import NoisePredictor
+from megageo.da.sde import NoisePredictor, Preconditioning
 from megageo.model.block import Block
 from megageo.model.forecaster import end_stages
 from megageo.model.head import OutputHead
@@ -47,8 +49,10 @@ class TokenHead(OutputHead):
 
 
 class Denoiser(torch.nn.Module):
-    def __init__(self, config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext):
+    def __init__(self, config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext,
+                 preconditioning: Preconditioning):
         super().__init__()
+        self.preconditioning = preconditioning
         (embedding, embedding_args), _, ctx = end_stages(config, frame_shape, 1, ctx)
         assert embedding is PatchEmbedding, "a denoiser needs model.tokens=patch (checked by the config)"
         self.input = PatchEmbedding(*embedding_args)
@@ -57,15 +61,16 @@ class Denoiser(torch.nn.Module):
         self.head = TokenHead(self.input.grid, config, ctx)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x_t: [B, L, C, H, W] noised normalised frames, t: [B] or a scalar → ε̂ [B, L, C, H, W]."""
-        t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
-        x = self.input(x_t, self.noise_level(t))
+        """x_t: [B, L, C, H, W] noised normalised frames (fp32 keeps the preconditioning exact), t: [B] or a
+        scalar → F [B, L, C, H, W] in the weights' precision."""
+        t = t.float().expand(x_t.shape[0]) if t.dim() == 0 else t.float()
+        scaled = self.preconditioning.network_input(x_t.float(), t).to(self.noise_level.fc1.weight.dtype)
+        x = self.input(scaled, self.noise_level(t))
         for block in self.blocks:
             x = block(x)
         return self.head(x)
 
 
-def noise_predictor(denoiser: torch.nn.Module) -> NoisePredictor:
-    """The sampler's view of a trained denoiser: fp32 in and out, whatever the weights' precision."""
-    dtype = next(denoiser.parameters()).dtype
-    return lambda x, t: denoiser(x.to(dtype), t.to(dtype)).float()
+def noise_predictor(denoiser: Denoiser) -> NoisePredictor:
+    """The sampler's view of a trained denoiser: ε̂ in fp32, whatever the weights' precision."""
+    return lambda x, t: denoiser.preconditioning.noise(x, t, denoiser(x, t))

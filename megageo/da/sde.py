@@ -5,6 +5,12 @@ x_t = μ(t) x + σ(t) ε with the cosine schedule μ(t) = cos(arccos(√η) t)²
 Tweedie's formula turns it into the clean-state estimate E[x | x_t] = (x_t − σ ε̂) / μ, which is what observations
 are compared with (`megageo.da.guidance`). The sampler is SDA's predictor–corrector: an exponential-integrator
 (DDIM) step from t to t − Δt, then `corrections` Langevin steps at t − Δt.
+
+`Preconditioning` says what the network's output F means. Predicting ε directly (SDA's choice) makes Tweedie's
+estimate divide the network's error by μ(t), which is η = 10⁻³ at t = 1: measured on a 400-step tiny prior, an ε̂
+error of 0.15 became an x̂ error of 153 data standard deviations at t = 1, and the sampler diverged. EDM's
+preconditioning (Karras et al. 2022, in its VP form) has the network predict the clean state's residual at unit
+variance for every t, so that error stays bounded by the data's own scale.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from megageo.config import PREDICTIONS
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """`(x_t [N, ...], t scalar tensor) → ε̂ [N, ...]`."""
@@ -57,3 +65,45 @@ class VPSDE:
             if progress is not None:
                 progress(index)
         return x
+
+
+@dataclass(frozen=True)
+class Preconditioning:
+    """The network F sees c_in(t) x_t; its output becomes ε̂ = a(t) x_t + b(t) F, and it is trained on the F
+    that gives ε̂ = ε, with unit weight. For unit-variance data, s² = μ² + σ² and
+    - `edm`: c_in = 1/s and x̂ = (μ/s²) x_t + (σ/s) F, so a = σ/s², b = −μ/s (F's target has unit variance);
+    - `epsilon`: c_in = 1, a = 0, b = 1 (F is ε̂, its target ε).
+    Training F with unit weight is ε-prediction weighted by 1/b², 1 + σ²/μ² for `edm`."""
+
+    sde: VPSDE
+    prediction: str = "edm"
+
+    def __post_init__(self) -> None:
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+
+    def _coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, sigma = self.sde.mu(t), self.sde.sigma(t)
+        if self.prediction == "epsilon":
+            return torch.ones_like(mu), torch.zeros_like(mu), torch.ones_like(mu)
+        scale = (mu**2 + sigma**2).sqrt()
+        return 1 / scale, sigma / scale**2, -mu / scale
+
+    @staticmethod
+    def _per_sample(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return value.view((-1,) + (1,) * (like.dim() - 1)) if value.dim() else value
+
+    def network_input(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self._per_sample(self._coefficients(t)[0], x_t) * x_t
+
+    def noise(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """ε̂ from the network's output, in fp32 (or x_t's wider precision) whatever the network's precision."""
+        _, a, b = (self._per_sample(c, x_t) for c in self._coefficients(t))
+        dtype = torch.promote_types(x_t.dtype, torch.float32)
+        return a * x_t.to(dtype) + b * output.to(dtype)
+
+    def target(self, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The output for which `noise(x_t, t, output)` is the true ε."""
+        _, a, b = (self._per_sample(c, x_t) for c in self._coefficients(t))
+        dtype = torch.promote_types(x_t.dtype, torch.float32)
+        return (noise.to(dtype) - a * x_t.to(dtype)) / b

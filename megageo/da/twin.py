@@ -130,10 +130,12 @@ class MethodScores:
         return {"rmse": rmse, "spread": spread, "spread_skill": ratio, "crps": float(np.mean(self.crps))}
 
 
-def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSettings, store: str | None = None
-                        ) -> Path:
+def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSettings, store: str | None = None,
+                        overrides: tuple[str, ...] = ()) -> Path:
+    """`overrides` set the sampler (`diffusion.tau=0.05`, ...); the report records the sampler that ran."""
     from tqdm import tqdm
 
+    from megageo.config import with_sampler_overrides
     from megageo.convert.release import build_model, load_release
     from megageo.da.analysis import Channels
     from megageo.da import scores
@@ -145,6 +147,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     config = release.config
     if config.task != "diffusion":
         raise MegageoError(f"{checkpoint}: a task {config.task!r} checkpoint; da twin needs task: diffusion")
+    config = with_sampler_overrides(config, overrides)
     grid = Store(store or release.stats["store"])
     rows, cols = sw_grid_indices(grid.lat, grid.lon)
     channels = Channels.of(release.stats)
@@ -243,7 +246,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
                                "enkf": settings.filter_members, "free": settings.filter_members})
     report = {"settings": {**asdict(settings), "members": members, "stations": stations_count, "grid": [height, width],
                            "error_std_m": error_std, "window": window, "checkpoint": str(checkpoint),
-                           "step": release.step},
+                           "step": release.step, "sampler": asdict(config.diffusion)},
               "tuned": {"oi_half_width_km": radius, "letkf_half_width_km": letkf[0], "letkf_inflation": letkf[1],
                         "enkf_inflation": inflation},
               "tuning_rmse": {"oi": {f"{r:g} km": tuned[f"oi_{r:g}"] for r in LOCALISATION_RADII_KM},
@@ -326,6 +329,7 @@ def goals(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
 
 def twin_markdown(report: dict[str, Any]) -> str:
     s, tuned, tuning = report["settings"], report["tuned"], report["tuning_rmse"]
+    sampler = s["sampler"]
 
     def listed(rmse: dict[str, float]) -> str:
         return ", ".join(f"{choice}: {value:.1f} m" for choice, value in rmse.items())
@@ -338,6 +342,10 @@ def twin_markdown(report: dict[str, Any]) -> str:
         f"{s['error_std_m']:.1f} m ({s['noise']:g} × the anomaly std); {s['cycles']} scored cycles after a burn-in of "
         f"{s['burn_in']}; {s['mode']} mode, windows of {s['window']} frames; {s['members']} members; checkpoint "
         f"{s['checkpoint']} (step {s['step']}); {report['wall_seconds'] / 60:.1f} min in all.",
+        "",
+        f"Sampler: {sampler['prediction']} denoiser, {sampler['steps']} steps, {sampler['corrections']} corrector(s) "
+        f"at τ = {sampler['tau']:g}, {sampler['guidance']} guidance"
+        + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g})."),
         "",
         f"Baselines: LETKF (Gaspari–Cohn localisation over great-circle distance; its local analysis is DAPPER's "
         f"square-root EnKF's, tested) and DAPPER's square-root EnKF (global), N = {s['filter_members']}, both cycling "

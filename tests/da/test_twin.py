@@ -21,12 +21,13 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     settings = {"data.store": tmp_path / "store.h5", "train.out_dir": tmp_path / "run", "train.steps": 2,
                 "train.save_every": 2, "train.eval_every": 0, "train.global_batch_size": 2, "train.micro_batch_size": 2,
                 "model.hidden_size": 16, "model.num_layers": 1, "model.mixer": "{type: global_linear, num_heads: 2, "
-                "head_dim: 8}", "diffusion.steps": 2, "diffusion.corrections": 0}
+                "head_dim: 8}"}
     assert main(["train", "--config", "configs/tiny/diffusion.yaml",
                  *(f"--set={key}={value}" for key, value in settings.items())]) == 0
     out = tmp_path / "twin"
     assert main(["da", "twin", str(tmp_path / "run"), "--out", str(out), "--cycles", "2", "--seeds", "1",
-                 "--members", "2", "--burn-in", "0", "--filter-members", "4", "--tuning-cycles", "1"]) == 0
+                 "--members", "2", "--burn-in", "0", "--filter-members", "4", "--tuning-cycles", "1",
+                 "--set", "diffusion.steps=2", "--set", "diffusion.corrections=0"]) == 0
     report = json.loads((out / "twin.json").read_text())
     assert report["settings"]["stations"] == round(0.1 * 73 * 144) and report["settings"]["grid"] == [73, 144]
     tuning, tuned = report["tuning_rmse"], report["tuned"]
@@ -44,6 +45,7 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     assert rmse["letkf"] < 0.7 * rmse["free"] and rmse["enkf"] < rmse["free"]  # the filters see them too
     assert sum(report["rank_histogram"]) == 2 * 73 * 144 and len(report["rank_histogram"]) == 3
     markdown = (out / "report.md").read_text()
+    assert "Sampler: edm denoiser, 2 steps, 0 corrector(s) at τ = 0.05, mmps guidance (1 CG step(s))." in markdown
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)
         assert row and float(row[1]) == round(values["rmse"]["mean"], 1)

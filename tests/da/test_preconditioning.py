@@ -1,0 +1,79 @@
+"""What the denoiser network's output means (`diffusion.prediction`), checked against closed forms for unit-variance
+Gaussian data x ~ N(0, 1), whose posterior mean given x_t = μ x + σ ε is μ x_t / (μ² + σ²)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from megageo.config import DiffusionConfig
+from megageo.da.sde import VPSDE, Preconditioning
+
+TIMES = torch.tensor([0.0, 0.02, 0.3, 0.5, 0.8, 0.95, 1.0], dtype=torch.float64)
+
+
+def test_a_zero_edm_network_is_already_the_exact_denoiser_of_unit_gaussian_data() -> None:
+    sde = VPSDE()
+    pre = Preconditioning(sde, "edm")
+    x_t = torch.randn(len(TIMES), 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    denoised = sde.denoise(x_t, TIMES[:, None], pre.noise(x_t, TIMES, torch.zeros_like(x_t)).double())
+    mu, sigma = sde.mu(TIMES)[:, None], sde.sigma(TIMES)[:, None]
+    torch.testing.assert_close(denoised, mu * x_t / (mu**2 + sigma**2), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("prediction", ["edm", "epsilon"])
+def test_the_training_target_gives_back_the_true_noise(prediction: str) -> None:
+    pre = Preconditioning(VPSDE(), prediction)
+    generator = torch.Generator().manual_seed(1)
+    x, noise = torch.randn(len(TIMES), 8, generator=generator), torch.randn(len(TIMES), 8, generator=generator)
+    x_t = pre.sde.perturb(x, TIMES.float(), noise)
+    target = pre.target(x_t, TIMES.float(), noise)
+    torch.testing.assert_close(pre.noise(x_t, TIMES.float(), target), noise, rtol=0, atol=2e-5)
+    if prediction == "epsilon":
+        assert torch.equal(target, noise) and torch.equal(pre.network_input(x_t, TIMES.float()), x_t)
+
+
+def test_the_edm_target_has_unit_variance_at_every_noise_level() -> None:
+    pre = Preconditioning(VPSDE(), "edm")
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(len(TIMES), 200_000, generator=generator, dtype=torch.float64)
+    noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    x_t = pre.sde.perturb(x, TIMES, noise)
+    # Three standard errors of a variance from 200,000 samples: 3 √(2 / 200000) = 0.0095.
+    torch.testing.assert_close(pre.target(x_t, TIMES, noise).var(1), torch.ones(len(TIMES), dtype=torch.float64),
+                               rtol=0, atol=0.0095)
+    torch.testing.assert_close(pre.network_input(x_t, TIMES).var(1), torch.ones(len(TIMES), dtype=torch.float64),
+                               rtol=0, atol=0.0095)
+
+
+def test_an_output_error_moves_the_clean_state_estimate_by_at_most_itself_under_edm_but_by_sigma_over_mu_under_epsilon(
+) -> None:
+    """The divergence measured on a 400-step ε-prediction prior: at t = 1, Tweedie's x̂ = (x_t − σ ε̂)/μ multiplies
+    an ε̂ error by σ/μ ≈ 1000."""
+    sde, t = VPSDE(), torch.tensor([1.0, 0.5, 0.02], dtype=torch.float64)
+    x_t, error = torch.zeros(3, 1, dtype=torch.float64), torch.full((3, 1), 0.1, dtype=torch.float64)
+    shift = {p: (sde.denoise(x_t, t[:, None], Preconditioning(sde, p).noise(x_t, t, error).double())
+                 - sde.denoise(x_t, t[:, None], Preconditioning(sde, p).noise(x_t, t, 0 * error).double())).abs()[:, 0]
+             for p in ("edm", "epsilon")}
+    mu, sigma = sde.mu(t), sde.sigma(t)
+    torch.testing.assert_close(shift["edm"], 0.1 * sigma / (mu**2 + sigma**2).sqrt(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(shift["epsilon"], 0.1 * sigma / mu, rtol=1e-5, atol=1e-7)
+    assert shift["epsilon"][0] > 990 * 0.1 and shift["edm"][0] <= 0.1
+
+
+def test_the_default_sampler_samples_unit_gaussian_data_from_its_exact_denoiser() -> None:
+    """A zero EDM network is the exact denoiser here (above), so what is left is the sampler's own error. Measured:
+    32 DDIM steps alone give a standard deviation of 0.957; one Langevin corrector at τ = 0.5 (SDA's) gives 1.118,
+    at τ = 0.1 1.016, at the default τ = 0.05 0.996."""
+    settings = DiffusionConfig()
+    sde = VPSDE(settings.eta)
+    pre = Preconditioning(sde, "edm")
+    samples = sde.sample(lambda x, t: pre.noise(x, t, torch.zeros_like(x)), (400, 4096), settings.steps,
+                         settings.corrections, settings.tau, generator=torch.Generator().manual_seed(3),
+                         dtype=torch.float64)
+    assert abs(samples.mean().item()) < 0.003 and abs(samples.std().item() - 1) < 0.01
+
+
+def test_an_unknown_prediction_is_refused() -> None:
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        Preconditioning(VPSDE(), "v")

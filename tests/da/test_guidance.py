@@ -86,3 +86,17 @@ def test_moment_matching_sampler_draws_the_kalman_analysis(prior) -> None:
     assert float((ensemble_cov - analysis_cov).norm() / analysis_cov.norm()) <= 0.10
     prior_spread = float(cov.diagonal()[OBSERVED].sum())
     assert float(ensemble_cov.diagonal()[OBSERVED].sum()) < 0.5 * prior_spread  # the observations did constrain it
+
+
+def test_conjugate_gradient_stops_a_row_at_its_first_direction_without_positive_curvature() -> None:
+    """Row 0: an indefinite diag(2, −1) with b along its negative direction returns 0 instead of dividing by b'Ab < 0.
+    Row 1: b = (1, 1) has curvature 2 − 1 = 1, so the first step α = b'b / 1 = 2 reaches x = (2, 2); the next
+    direction, p = (6, 12), has p'Ap = 72 − 144 < 0, so x stays (2, 2). Row 2 is positive definite: solved exactly."""
+    matrices = torch.tensor([[[2.0, 0.0], [0.0, -1.0]], [[2.0, 0.0], [0.0, -1.0]], [[3.0, 1.0], [1.0, 2.0]]],
+                            dtype=torch.float64)
+    b = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, -1.0]], dtype=torch.float64)
+    solution = conjugate_gradient(lambda v: torch.einsum("nij,nj->ni", matrices, v), b, steps=2)
+    assert torch.isfinite(solution).all()
+    torch.testing.assert_close(solution[0], torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(solution[1], torch.tensor([2.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(solution[2], torch.linalg.solve(matrices[2], b[2]))

@@ -75,7 +75,7 @@ def test_assimilate_writes_an_ensemble_that_follows_its_observations(store, runs
     out = tmp_path / "analysis.nc"
     assert main(["da", "assimilate", str(runs[1][0]), "--obs", str(tmp_path / "obs.nc"), "--out", str(out),
                  "--members", "3"]) == 0
-    assert capsys.readouterr().out.strip() == f"analysis ensemble written to {out}"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"analysis ensemble written to {out}"
     with netCDF4.Dataset(out) as dataset:
         assert dataset["hgt"].dimensions == ("member", "time", "level", "lat", "lon")
         assert dataset["hgt"].shape == (3, 4, 1, 8, 16)

@@ -2,11 +2,10 @@
 
 x_t [B, L, C, H, W] at noise level t → the network output F of the same shape, which the preconditioning
 (`megageo.da.sde.Preconditioning`) turns into ε̂; the network sees its scaled x_t. The model's own stages are
-reused: the patch
-embedding (where and when each token is) with the noise level added to every token, the blocks (any mixer; the
-reference is non-causal `global_linear`, linear in the window's length and context-parallel by one all-reduce),
-and a head that turns every token back into its patch. Under context parallelism each rank denoises its block of
-frames; nothing else of the window is needed but the mixer's state.
+reused: the patch embedding (where and when each token is) with the noise level added to every token, the blocks
+(any mixer; the reference is non-causal `global_linear`, linear in the window's length and context-parallel by
+one all-reduce), and a head that turns every token back into its patch. Under context parallelism each rank
+denoises its block of frames; nothing else of the window is needed but the mixer's state.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 preconditioning `diffusion.prediction` names).
 
 For each window, t ~ U(0, 1) and ε ~ N(0, I) over the whole window; the model sees x_t = μ(t) x + σ(t) ε and is
-trained on the output that gives back ε (for `epsilon`, ε itself). Under context parallelism each rank holds a block of the window's frames, draws the whole window's
-noise from the generator every rank of the replica shares and keeps its block, so the objective (the mean over
-the window, an equal share per rank) and its gradients are those of the CP=1 run.
+trained on the output that gives back ε (for `epsilon`, ε itself). Under context parallelism each rank holds a
+block of the window's frames, draws the whole window's noise from the generator every rank of the replica shares
+and keeps its block, so the objective (the mean over the window, an equal share per rank) and its gradients are
+those of the CP=1 run.
 """
 
 from __future__ import annotations

@@ -11,15 +11,20 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 import megageo
+from megageo.config import Config, with_sampler_overrides
 from megageo.errors import MegageoError
 from megageo.eval.netcdf import COORDINATE_ATTRIBUTES, VALID_TIME_ATTRIBUTES, field_attributes
 from megageo.eval.times import hours_since_1800, to_datetime64
 from megageo.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from megageo.convert.release import ReleaseCheckpoint
 
 MODES = ("filter", "smooth")
 STEP = np.timedelta64(6, "h")
@@ -98,6 +103,18 @@ def write_analysis_netcdf(path: str | os.PathLike, ensemble: np.ndarray, times: 
     return Path(path)
 
 
+def load_diffusion_release(checkpoint: str | Path, command: str, overrides: tuple[str, ...]
+                           ) -> tuple[ReleaseCheckpoint, Config]:
+    """A `task: diffusion` checkpoint (refused with one line if it is another task's) and its config with the
+    sampler `overrides` applied; the release keeps the config its weights were trained with."""
+    from megageo.convert.release import load_release
+
+    release = load_release(checkpoint)
+    if release.config.task != "diffusion":
+        raise MegageoError(f"{checkpoint}: a task {release.config.task!r} checkpoint; {command} needs task: diffusion")
+    return release, with_sampler_overrides(release.config, overrides)
+
+
 def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, members: int | None = None,
                analysis_time: str | None = None, mode: str = "filter", store: str | None = None,
                seed: int = 0, progress: bool = True, overrides: tuple[str, ...] = ()) -> Path:
@@ -105,17 +122,12 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
     (`diffusion.steps=64`, ...)."""
     from tqdm import tqdm
 
-    from megageo.config import with_sampler_overrides
-    from megageo.convert.release import build_model, load_release
+    from megageo.convert.release import build_model
     from megageo.da.observations import locate, read_observations
     from megageo.da.posterior import sample_posterior
     from megageo.data.store import Store
 
-    release = load_release(checkpoint)
-    config = release.config
-    if config.task != "diffusion":
-        raise MegageoError(f"{checkpoint}: a task {config.task!r} checkpoint; da assimilate needs task: diffusion")
-    config = with_sampler_overrides(config, overrides)
+    release, config = load_diffusion_release(checkpoint, "da assimilate", overrides)
     grid = Store(store or release.stats["store"])
     obs = read_observations(obs_path)
     if len(obs) == 0:

@@ -63,8 +63,7 @@ class Denoiser(torch.nn.Module):
         """x_t: [B, L, C, H, W] noised normalised frames (fp32 keeps the preconditioning exact), t: [B] or a
         scalar → F [B, L, C, H, W] in the weights' precision."""
         t = t.float().expand(x_t.shape[0]) if t.dim() == 0 else t.float()
-        scaled = self.preconditioning.network_input(x_t.float(), t).to(self.noise_level.fc1.weight.dtype)
-        x = self.input(scaled, self.noise_level(t))
+        x = self.input(self.preconditioning.network_input(x_t.float(), t), self.noise_level(t))
         for block in self.blocks:
             x = block(x)
         return self.head(x)

@@ -96,14 +96,17 @@ class Preconditioning:
     def network_input(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self._per_sample(self._coefficients(t)[0], x_t) * x_t
 
-    def noise(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """ε̂ from the network's output, in fp32 (or x_t's wider precision) whatever the network's precision."""
+    def _output_map(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, b) per sample and x_t in fp32, or in x_t's own wider precision, whatever the network's precision."""
         _, a, b = (self._per_sample(c, x_t) for c in self._coefficients(t))
-        dtype = torch.promote_types(x_t.dtype, torch.float32)
-        return a * x_t.to(dtype) + b * output.to(dtype)
+        return a, b, x_t.to(torch.promote_types(x_t.dtype, torch.float32))
+
+    def noise(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """ε̂ from the network's output."""
+        a, b, x_t = self._output_map(x_t, t)
+        return a * x_t + b * output.to(x_t.dtype)
 
     def target(self, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The output for which `noise(x_t, t, output)` is the true ε."""
-        _, a, b = (self._per_sample(c, x_t) for c in self._coefficients(t))
-        dtype = torch.promote_types(x_t.dtype, torch.float32)
-        return (noise.to(dtype) - a * x_t.to(dtype)) / b
+        a, b, x_t = self._output_map(x_t, t)
+        return (noise.to(x_t.dtype) - a * x_t) / b

@@ -135,19 +135,14 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     """`overrides` set the sampler (`diffusion.tau=0.05`, ...); the report records the sampler that ran."""
     from tqdm import tqdm
 
-    from megageo.config import with_sampler_overrides
-    from megageo.convert.release import build_model, load_release
-    from megageo.da.analysis import Channels
+    from megageo.convert.release import build_model
+    from megageo.da.analysis import Channels, load_diffusion_release
     from megageo.da import scores
     from megageo.data.store import Store
 
     settings.check()
     started = time.monotonic()
-    release = load_release(checkpoint)
-    config = release.config
-    if config.task != "diffusion":
-        raise MegageoError(f"{checkpoint}: a task {config.task!r} checkpoint; da twin needs task: diffusion")
-    config = with_sampler_overrides(config, overrides)
+    release, config = load_diffusion_release(checkpoint, "da twin", overrides)
     grid = Store(store or release.stats["store"])
     rows, cols = sw_grid_indices(grid.lat, grid.lon)
     channels = Channels.of(release.stats)

@@ -54,6 +54,10 @@ class ModelConfig:
     """`frame`: one position per frame, the whole frame projected into it (the seed paper's model). `patch`: every
     frame cut into `patch_size`² patches, one token each, the window one sequence of T × P tokens (STORM's)."""
     patch_size: int = 4
+    tubelet_frames: int = 1
+    """With `tokens: patch`, a token holds its patch in this many consecutive frames (ViViT's tubelet), so a window
+    of T frames is T / tubelet_frames × P tokens. Only a denoiser (`task: diffusion`), which writes every frame of
+    its window, takes more than 1: its tokens then see how their patch changes without the mixer's help."""
     frame_causal: bool = False
     """With `tokens: patch`, let every token see its whole frame as well as the frames before (attention by its
     mask, GLA and Mamba2 by reading each frame's state); the delta-rule mixers cannot."""
@@ -322,8 +326,8 @@ def validate(config: Config) -> None:
         )
     if parallel.sequence_parallel and parallel.tensor_parallel == 1:
         raise MegageoError("parallel.sequence_parallel needs parallel.tensor_parallel > 1 (it splits along TP ranks)")
-    _validate_context_parallel(config)
     _validate_tokens(model)
+    _validate_context_parallel(config)
     _validate_objective(config)
     _validate_task(config)
     for name in data.variables:
@@ -346,6 +350,11 @@ def _validate_tokens(model: ModelConfig) -> None:
         raise MegageoError(f"config key model.tokens must be frame or patch, got {model.tokens!r}")
     if model.patch_size < 1:
         raise MegageoError(f"config key model.patch_size must be at least 1, got {model.patch_size}")
+    if model.tubelet_frames < 1 or (model.tubelet_frames > 1 and model.tokens != "patch"):
+        raise MegageoError(f"config key model.tubelet_frames must be at least 1, and above 1 only with "
+                           f"model.tokens=patch; got {model.tubelet_frames}")
+    if getattr(model.mixer, "grid_conv_size", 0) and model.tokens != "patch":
+        raise MegageoError("model.mixer.grid_conv_size convolves each frame's patch grid: it needs model.tokens=patch")
     if model.frame_causal and model.tokens != "patch":
         raise MegageoError("model.frame_causal needs model.tokens=patch (with one token per frame every model is)")
     if model.frame_causal and not model.mixer.supports_frame_causal:
@@ -380,6 +389,9 @@ def _validate_task(config: Config) -> None:
     if config.task not in TASKS:
         raise MegageoError(f"config key task must be {' or '.join(TASKS)}, got {config.task!r}")
     if config.task != "diffusion":
+        if config.model.tubelet_frames > 1:
+            raise MegageoError("model.tubelet_frames > 1 is for task: diffusion (a forecaster's head reads its last "
+                               "frame's tokens)")
         return
     model, train, diffusion = config.model, config.train, config.diffusion
     if model.tokens != "patch" or model.frame_causal:
@@ -411,6 +423,10 @@ def _validate_context_parallel(config: Config) -> None:
             f"data.t_in={t_in} frames cannot be split into parallel.context_parallel={cp} equal blocks"
         )
     block = t_in // cp
+    tubelet = config.model.tubelet_frames
+    if block % tubelet:
+        raise MegageoError(f"blocks of {block} frames (data.t_in={t_in} / parallel.context_parallel={cp}) cannot be "
+                           f"cut into tubelets of model.tubelet_frames={tubelet}")
     mixer = config.model.mixer
     halo = getattr(mixer, "conv_size", 1) - 1 if getattr(mixer, "use_short_conv", False) else 0
     if cp > 1 and block < halo:

@@ -156,3 +156,12 @@ class GlobalLinearConfig(MixerConfig):
 
     num_heads: int = 4
     head_dim: int = 64
+    grid_conv_size: int = 0
+    """With `model.tokens: patch`, an odd k: a depthwise k × k convolution of v over each frame's patch grid is
+    added to the attention's output (`megageo.model.grid_conv`), so a token sees its neighbours as well as the one
+    global state. 0: none."""
+
+    def validate(self, hidden_size: int, tensor_parallel: int) -> None:
+        if self.grid_conv_size < 0 or (self.grid_conv_size and self.grid_conv_size % 2 == 0):
+            raise MegageoError(f"model.mixer.grid_conv_size must be 0 or odd (a centred kernel), "
+                               f"got {self.grid_conv_size}")

@@ -67,6 +67,17 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
         (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
           "diffusion.prediction=v"],
          "diffusion.prediction must be edm or epsilon, got 'v'"),
+        (["model.tubelet_frames=2"],
+         "config key model.tubelet_frames must be at least 1, and above 1 only with model.tokens=patch; got 2"),
+        (["model.tokens=patch", "model.tubelet_frames=2"], "model.tubelet_frames > 1 is for task: diffusion"),
+        (["model.mixer={type: global_linear, grid_conv_size: 3}"],
+         "model.mixer.grid_conv_size convolves each frame's patch grid: it needs model.tokens=patch"),
+        (["model.tokens=patch", "model.mixer={type: global_linear, grid_conv_size: 4}"],
+         "model.mixer.grid_conv_size must be 0 or odd (a centred kernel), got 4"),
+        (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
+          "model.tubelet_frames=2", "parallel.context_parallel=8"],
+         "blocks of 1 frames (data.t_in=8 / parallel.context_parallel=8) cannot be cut into tubelets of "
+         "model.tubelet_frames=2"),
     ],
 )
 def test_bad_values_fail_up_front_naming_the_key(overrides: list[str], message: str) -> None:

@@ -4,7 +4,8 @@ x_t [B, L, C, H, W] at noise level t → the network output F of the same shape,
 (`megageo.da.sde.Preconditioning`) turns into ε̂; the network sees its scaled x_t. The model's own stages are
 reused: the patch embedding (where and when each token is) with the noise level added to every token, the blocks
 (any mixer; the reference is non-causal `global_linear`, linear in the window's length and context-parallel by
-one all-reduce), and a head that turns every token back into its patch. Under context parallelism each rank
+one all-reduce), and a head that turns every token back into its patch. With `model.tubelet_frames` > 1 a token
+holds its patch over that many frames, folded into channels. Under context parallelism each rank
 denoises its block of frames; nothing else of the window is needed but the mixer's state.
 """
 
@@ -52,7 +53,10 @@ class Denoiser(torch.nn.Module):
                  preconditioning: Preconditioning):
         super().__init__()
         self.preconditioning = preconditioning
-        (embedding, embedding_args), _, ctx = end_stages(config, frame_shape, 1, ctx)
+        self.tubelet = config.tubelet_frames
+        channels, height, width = frame_shape
+        tubelet_shape = (self.tubelet * channels, height, width)  # a tubelet is its frames' channels side by side
+        (embedding, embedding_args), _, ctx = end_stages(config, tubelet_shape, 1, ctx)
         assert embedding is PatchEmbedding, "a denoiser needs model.tokens=patch (checked by the config)"
         self.input = PatchEmbedding(*embedding_args)
         self.noise_level = NoiseLevel(config.hidden_size, ctx)
@@ -63,10 +67,13 @@ class Denoiser(torch.nn.Module):
         """x_t: [B, L, C, H, W] noised normalised frames (fp32 keeps the preconditioning exact), t: [B] or a
         scalar → F [B, L, C, H, W] in the weights' precision."""
         t = t.float().expand(x_t.shape[0]) if t.dim() == 0 else t.float()
-        x = self.input(self.preconditioning.network_input(x_t.float(), t), self.noise_level(t))
+        batch, steps, channels, height, width = x_t.shape
+        x = self.preconditioning.network_input(x_t.float(), t)
+        x = self.input(x.reshape(batch, steps // self.tubelet, self.tubelet * channels, height, width),
+                       self.noise_level(t))
         for block in self.blocks:
             x = block(x)
-        return self.head(x)
+        return self.head(x).reshape(x_t.shape)
 
 
 def noise_predictor(denoiser: Denoiser) -> NoisePredictor:

@@ -7,7 +7,7 @@ gradients of the input and of every parameter (summed over CP ranks, as the data
 them) must equal the whole run's. The truth is the whole-sequence run in float64. Sequence lengths give blocks
 longer and shorter than the 64-step chunk, and not multiples of it. Token mixers run over frames of 5 tokens
 (blocks of whole frames, as the token model's CP blocks are): frame-causal GLA, Mamba2 and attention, and the
-non-causal global linear mixer.
+non-causal global linear mixer, with and without its grid convolution.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from tiny_models import MIXER_SETTINGS, tiny_model_config
 BLOCK_LENGTHS = {2: 75, 3: 50, 4: 40}
 """Frames per CP rank: 75 = one chunk and a bit; 50 and 40 = shorter than one chunk."""
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
-TOKEN_CASES = {"gla frame-causal": "gla", "mamba2 frame-causal": "mamba2", "transformer frame-causal": "transformer",
-               "global_linear": "global_linear"}
-"""Token-model cases: name → mixer, over frames of `TOKENS_PER_FRAME` tokens."""
+TOKEN_CASES = {"gla frame-causal": ("gla", {}), "mamba2 frame-causal": ("mamba2", {}),
+               "transformer frame-causal": ("transformer", {}), "global_linear": ("global_linear", {}),
+               "global_linear grid-conv": ("global_linear", {"grid_conv_size": 3})}
+"""Token-model cases: name → mixer and its settings, over frames of `TOKENS_PER_FRAME` tokens."""
 TOKENS_PER_FRAME = 5
-CASES = {**{mixer: mixer for mixer in MIXER_SETTINGS}, **TOKEN_CASES}
+CASES = {**{mixer: (mixer, {}) for mixer in MIXER_SETTINGS}, **TOKEN_CASES}
 PER_POSITION = ("output", "input grad")
 
 
@@ -41,7 +42,8 @@ def _mixer(case: str, cp, dtype: torch.dtype):
     from megageo.model.registry import build_mixer
     from megageo.model.sequence import SequenceLayout
 
-    config = tiny_model_config(CASES[case])
+    mixer, settings = CASES[case]
+    config = tiny_model_config(mixer, **settings)
     sequence = SequenceLayout(1, TOKENS_PER_FRAME, frame_causal=True) if case in TOKEN_CASES else SequenceLayout()
     ctx = TensorParallelContext(tp=1, rank=0, sequence_parallel=False, init_std=0.2, num_layers=2, cp=cp,
                                 sequence=sequence)
@@ -65,7 +67,7 @@ def _on_block(results: dict[str, torch.Tensor], name: str, block: slice) -> torc
 def _inputs(case: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole sequence [length, 2, hidden] and the output's cotangent, float64, the same in every process."""
     generator = torch.Generator().manual_seed(3)
-    x = torch.randn(length, 2, tiny_model_config(CASES[case]).hidden_size, generator=generator, dtype=torch.float64)
+    x = torch.randn(length, 2, tiny_model_config(CASES[case][0]).hidden_size, generator=generator, dtype=torch.float64)
     return x, torch.randn(x.shape, generator=generator, dtype=torch.float64)
 
 

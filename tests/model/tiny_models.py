@@ -19,8 +19,9 @@ TOKEN_MIXER_SETTINGS = {"global_linear": dict(num_heads=4, head_dim=8)}
 """Mixers that only token models need (the data-assimilation denoiser's non-causal one)."""
 
 
-def tiny_model_config(mixer: str) -> ModelConfig:
+def tiny_model_config(mixer: str, **overrides) -> ModelConfig:
+    """`overrides`: mixer settings on top of the tiny ones."""
     import megageo.model.mixers  # noqa: F401  (registers the mixers)
 
-    settings = {**MIXER_SETTINGS, **TOKEN_MIXER_SETTINGS}[mixer]
+    settings = {**MIXER_SETTINGS, **TOKEN_MIXER_SETTINGS}[mixer] | overrides
     return ModelConfig(mixer=MixerConfig.registry[mixer](**settings), num_layers=2, hidden_size=32)

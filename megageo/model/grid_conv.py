@@ -33,5 +33,5 @@ class PatchGridConvolution(torch.nn.Module):
         grids = x.reshape(-1, layout.patch_rows, layout.patch_cols, channels).permute(0, 3, 1, 2)
         pad = self.kernel_size // 2
         grids = F.pad(F.pad(grids, (pad, pad, 0, 0), mode="circular"), (0, 0, pad, pad))
-        out = F.conv2d(grids, self.weight.to(x.dtype), groups=channels)
+        out = F.conv2d(grids, self.weight, groups=channels)
         return out.permute(0, 2, 3, 1).reshape(batch, seq_len, channels)

@@ -435,6 +435,12 @@ def _validate_context_parallel(config: Config) -> None:
             f"context-parallel blocks of {block} frames (data.t_in={t_in} / parallel.context_parallel={cp}) are "
             f"shorter than the short convolution's halo of {halo} frames (model.mixer.conv_size - 1)"
         )
+    grid_halo = getattr(mixer, "grid_conv_frames", 1) // 2
+    if cp > 1 and block // tubelet < grid_halo:
+        raise MegageoError(
+            f"context-parallel blocks of {block // tubelet} token frames are shorter than the grid convolution's "
+            f"halo of {grid_halo} (model.mixer.grid_conv_frames // 2)"
+        )
     if parallel.sequence_parallel and block % parallel.tensor_parallel:
         raise MegageoError(
             f"parallel.sequence_parallel splits each block of {block} frames (data.t_in / parallel.context_parallel) "

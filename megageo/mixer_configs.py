@@ -160,8 +160,15 @@ class GlobalLinearConfig(MixerConfig):
     """With `model.tokens: patch`, an odd k: a depthwise k × k convolution of v over each frame's patch grid is
     added to the attention's output (`megageo.model.grid_conv`), so a token sees its neighbours as well as the one
     global state. 0: none."""
+    grid_conv_frames: int = 1
+    """An odd number of frames, centred on a token's own, that the grid convolution also spans: a token then sees
+    its neighbourhood before and after it, which a denoiser's frames need to cohere."""
 
     def validate(self, hidden_size: int, tensor_parallel: int) -> None:
         if self.grid_conv_size < 0 or (self.grid_conv_size and self.grid_conv_size % 2 == 0):
             raise MegageoError(f"model.mixer.grid_conv_size must be 0 or odd (a centred kernel), "
                                f"got {self.grid_conv_size}")
+        if self.grid_conv_frames < 1 or self.grid_conv_frames % 2 == 0 or (self.grid_conv_frames > 1
+                                                                          and not self.grid_conv_size):
+            raise MegageoError(f"model.mixer.grid_conv_frames must be odd (a centred kernel) and above 1 only with a "
+                               f"grid_conv_size; got {self.grid_conv_frames}")

@@ -78,6 +78,14 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
           "model.tubelet_frames=2", "parallel.context_parallel=8"],
          "blocks of 1 frames (data.t_in=8 / parallel.context_parallel=8) cannot be cut into tubelets of "
          "model.tubelet_frames=2"),
+        (["model.tokens=patch", "model.mixer={type: global_linear, grid_conv_size: 3, grid_conv_frames: 2}"],
+         "model.mixer.grid_conv_frames must be odd (a centred kernel) and above 1 only with a grid_conv_size; got 2"),
+        (["model.tokens=patch", "model.mixer={type: global_linear, grid_conv_frames: 3}"],
+         "model.mixer.grid_conv_frames must be odd (a centred kernel) and above 1 only with a grid_conv_size; got 3"),
+        (["model.tokens=patch", "model.mixer={type: global_linear, grid_conv_size: 3, grid_conv_frames: 5}",
+          "parallel.context_parallel=8"],
+         "context-parallel blocks of 1 token frames are shorter than the grid convolution's halo of 2 "
+         "(model.mixer.grid_conv_frames // 2)"),
     ],
 )
 def test_bad_values_fail_up_front_naming_the_key(overrides: list[str], message: str) -> None:

@@ -104,3 +104,12 @@ def previous_block_tail(tail: torch.Tensor, cp: ContextParallel) -> torch.Tensor
     if cp.rank == 0:
         return blocks[0] * 0  # keeps rank 0 in the gather's backward
     return blocks[cp.rank - 1]
+
+
+def next_block_head(head: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
+    """The next rank's `head` (e.g. its first frames); zeros on the last rank, as a zero padding past the end of
+    the sequence would be (a centred convolution's halo on its far side)."""
+    blocks = all_gather_blocks(head, cp)
+    if cp.rank == cp.size - 1:
+        return blocks[0] * 0  # keeps the last rank in the gather's backward
+    return blocks[cp.rank + 1]

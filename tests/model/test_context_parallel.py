@@ -25,7 +25,7 @@ BLOCK_LENGTHS = {2: 75, 3: 50, 4: 40}
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 TOKEN_CASES = {"gla frame-causal": ("gla", {}), "mamba2 frame-causal": ("mamba2", {}),
                "transformer frame-causal": ("transformer", {}), "global_linear": ("global_linear", {}),
-               "global_linear grid-conv": ("global_linear", {"grid_conv_size": 3})}
+               "global_linear grid-conv": ("global_linear", {"grid_conv_size": 3, "grid_conv_frames": 3})}
 """Token-model cases: name → mixer and its settings, over frames of `TOKENS_PER_FRAME` tokens."""
 TOKENS_PER_FRAME = 5
 CASES = {**{mixer: (mixer, {}) for mixer in MIXER_SETTINGS}, **TOKEN_CASES}

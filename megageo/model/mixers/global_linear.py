@@ -5,7 +5,7 @@ once, in linear time. Projections as the other linear mixers (fused q | k | v | 
 the feature map and the state are in `megageo.ops.global_linear`. The state is divided by the sequence's length
 (a mean over keys, so its size does not grow with the window), and under context parallelism the local states
 are summed by one all-reduce. `grid_conv_size` adds the local half: a depthwise convolution of v over each
-frame's patch grid (`megageo.model.grid_conv`).
+frame's patch grid, and over `grid_conv_frames` frames (`megageo.model.grid_conv`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class GlobalLinearAttention(TensorParallelMixer):
         super().__init__(config, hidden_size, ctx, eps)
         self.norm = GatedRMSNorm(config.head_dim, ctx, eps)
         if config.grid_conv_size:
-            self.grid_conv = PatchGridConvolution(self.segments["v"], config.grid_conv_size, ctx)
+            self.grid_conv = PatchGridConvolution(self.segments["v"], config.grid_conv_size, ctx,
+                                                  config.grid_conv_frames)
 
     def projection_segments(self) -> dict[str, int]:
         width = self.config.num_heads * self.config.head_dim

@@ -7,6 +7,8 @@
   distribution the members are drawn from; the Gaussian CRPS in closed form for methods that give a mean and a
   standard deviation (optimal interpolation, climatology).
 - Rank histogram: the truth's rank among the members at every grid point, N + 1 bins.
+- Texture, which no score above sees in one number: the rms 6-hour change of a window and the rms difference
+  between zonal neighbours, to compare a sampled state's motion and roughness with the truth's.
 """
 
 from __future__ import annotations
@@ -64,3 +66,15 @@ def rank_histogram(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
     ties = (members == truth).sum(0)
     ranks = below + np.floor(ties / 2).astype(int)
     return np.bincount(ranks.ravel(), minlength=len(members) + 1)
+
+
+def rms_tendency(windows: np.ndarray, lat: np.ndarray) -> float:
+    """windows [..., L, H, W] of consecutive frames → the rms change from one frame to the next. Frames drawn
+    independently of each other show √2 × their spread here; the atmosphere's 6-hour change is far below it."""
+    return math.sqrt(_weighted_mean(np.diff(windows, axis=-3) ** 2, lat))
+
+
+def rms_zonal_difference(fields: np.ndarray, lat: np.ndarray) -> float:
+    """fields [..., H, W] → the rms difference between east–west neighbours, across the date line too: the
+    roughness at the grid's own scale, which a smooth field like Z500 holds far below its spread."""
+    return math.sqrt(_weighted_mean((np.roll(fields, -1, axis=-1) - fields) ** 2, lat))

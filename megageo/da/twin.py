@@ -208,8 +208,10 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
              scores.gaussian_crps(climatology[observed], climate_std, truth[t, observed], grid.lat)) for t in times]))
         generator = torch.Generator().manual_seed(seed)
         prior = sample_window(model, config.diffusion, members, window, release.frame_shape, generator)
-        prior_field = channels.physical(prior[:, before])[:, observed]
-        results["prior"] = ensemble_scores(prior_field, truths, grid.lat)
+        prior_windows = channels.physical(prior)[:, :, observed]
+        results["prior"] = ensemble_scores(prior_windows[:, before], truths, grid.lat)
+        truth_windows = np.stack([truth[t - before : t - before + window, observed] for t in times])
+        tendencies = []
         flat = np.concatenate([frame * len(channels.variables) * height * width + observed * height * width + stations
                                for frame in range(window)])
         analyses = []
@@ -220,9 +222,15 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
             sampled = sample_window(model, config.diffusion, members * len(batch), window, release.frame_shape,
                                     generator, flat, np.repeat(y_normal, members, axis=0),
                                     error_std / channels.std[observed])
-            analyses.append(channels.physical(sampled[:, before])[:, observed].reshape(len(batch), members,
-                                                                                        height, width))
+            windows = channels.physical(sampled)[:, :, observed]
+            tendencies.append(scores.rms_tendency(windows, grid.lat) ** 2)
+            analyses.append(windows[:, before].reshape(len(batch), members, height, width))
         results["generative"] = ensemble_scores(np.concatenate(analyses).swapaxes(0, 1), truths, grid.lat)
+        results["texture"] = {
+            "truth": texture(truth_windows, grid.lat),
+            "prior": texture(prior_windows, grid.lat),
+            "generative": {"tendency": math.sqrt(float(np.mean(tendencies))),
+                           "roughness": scores.rms_zonal_difference(np.concatenate(analyses), grid.lat)}}
         results["truth_example"] = (truth[times[-1], observed], np.concatenate(analyses)[-1].mean(0), stations)
         return results
 
@@ -248,6 +256,8 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
                               "letkf": {f"{w:g} km, {i:g}": tuned[letkf_key(w, i)] for w, i in LETKF_CHOICES},
                               "enkf": {f"{i:g}": tuned[f"enkf_{i:g}"] for i in ENKF_INFLATIONS}},
               "methods": summary,
+              "texture": {source: {key: float(np.mean([run["texture"][source][key] for run in runs]))
+                                   for key in ("tendency", "roughness")} for source in ("truth", "prior", "generative")},
               "rank_histogram": np.sum([run["generative"].ranks for run in runs], axis=0).tolist(),
               "wall_seconds": time.monotonic() - started}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,6 +284,13 @@ def sample_window(model: torch.nn.Module, settings: Any, count: int, window: int
     return sample_posterior(model, settings, (count, window, *frame_shape), observe,
                             torch.as_tensor(y, dtype=torch.float32),
                             torch.full((len(flat_index),), float(error_std)), generator)
+
+
+def texture(windows: np.ndarray, lat: np.ndarray) -> dict[str, float]:
+    """windows [..., L, H, W] → their rms 6-hour change and zonal neighbour difference (`megageo.da.scores`)."""
+    from megageo.da import scores
+
+    return {"tendency": scores.rms_tendency(windows, lat), "roughness": scores.rms_zonal_difference(windows, lat)}
 
 
 def ensemble_scores(members: np.ndarray, truths: np.ndarray, lat: np.ndarray) -> MethodScores:
@@ -360,7 +377,14 @@ def twin_markdown(report: dict[str, Any]) -> str:
                  else f"{values[key]['mean']:.2f} ± {values[key]['std']:.2f}" for key in ("rmse", "spread", "spread_skill", "crps")]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± std over seeds; latitude-weighted; spread-skill with the √((N+1)/N) correction for "
-              "ensembles; OI and climatology are Gaussian (their CRPS in closed form).", "", "## Goals", ""]
+              "ensembles; OI and climatology are Gaussian (their CRPS in closed form).", "",
+              "How the sampled states move and how rough they are, beside the truth's (mean over seeds): the rms "
+              "6-hour change within a window (the generative one over its sampled windows) and the rms difference "
+              "between zonal neighbours (its analyses).", "",
+              "| | 6 h change (m) | zonal neighbour difference (m) |", "|---|---|---|"]
+    lines += [f"| {source} | {values['tendency']:.1f} | {values['roughness']:.1f} |"
+              for source, values in report["texture"].items()]
+    lines += ["", "## Goals", ""]
     lines += [f"- {name}: {'met' if met else 'not met'} ({detail})" for name, met, detail in goals(report)]
     lines += ["", "![RMSE by cycle](twin_rmse.png)", "", "![analysis](twin_maps.png)", ""]
     return "\n".join(lines)

@@ -34,6 +34,15 @@ def test_scores_of_a_two_member_ensemble_by_hand() -> None:
     assert scores.rank_histogram(members, truth).tolist() == [2, 0, 0]
 
 
+def test_texture_of_a_wave_moving_by_hand() -> None:
+    """A zonal wave 1, 0, −1, 0 that moves one point east a frame: every frame-to-frame change is (−1, 1, 1, −1)
+    and every neighbour difference one of (−1, −1, 1, 1), across the date line too; rms 1 for both."""
+    frames = np.array([np.roll([1.0, 0.0, -1.0, 0.0], shift) for shift in range(3)])[:, None].repeat(2, axis=1)
+    assert scores.rms_tendency(frames, LAT) == 1.0
+    assert scores.rms_zonal_difference(frames, LAT) == 1.0
+    assert scores.rms_tendency(np.stack([frames[0]] * 3), LAT) == 0.0
+
+
 def test_gaussian_crps_of_a_standard_normal_at_its_mean() -> None:
     value = scores.gaussian_crps(np.zeros((2, 1)), np.ones((2, 1)), np.zeros((2, 1)), LAT)
     assert value == pytest.approx(2 / math.sqrt(2 * math.pi) - 1 / math.sqrt(math.pi), rel=1e-12)

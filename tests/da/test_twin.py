@@ -49,4 +49,9 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)
         assert row and float(row[1]) == round(values["rmse"]["mean"], 1)
+    texture = report["texture"]
+    assert list(texture) == ["truth", "prior", "generative"]
+    assert texture["truth"]["tendency"] < 0.5 * texture["prior"]["tendency"]  # a two-step prior draws noise
+    for source, values in texture.items():
+        assert f"| {source} | {values['tendency']:.1f} | {values['roughness']:.1f} |" in markdown
     assert (out / "twin_rmse.png").stat().st_size > 10_000 and (out / "twin_maps.png").stat().st_size > 10_000

@@ -58,6 +58,10 @@ class ModelConfig:
     """With `tokens: patch`, a token holds its patch in this many consecutive frames (ViViT's tubelet), so a window
     of T frames is T / tubelet_frames × P tokens. Only a denoiser (`task: diffusion`), which writes every frame of
     its window, takes more than 1: its tokens then see how their patch changes without the mixer's help."""
+    head_conv_size: int = 0
+    """With `tokens: patch`, an odd k: a denoiser's head writes features rather than values, and a k × k
+    convolution over each frame's grid turns them into values that read across patch seams
+    (`megageo.da.denoiser.TokenHead`). Only a denoiser (`task: diffusion`) takes it. 0: each patch on its own."""
     frame_causal: bool = False
     """With `tokens: patch`, let every token see its whole frame as well as the frames before (attention by its
     mask, GLA and Mamba2 by reading each frame's state); the delta-rule mixers cannot."""
@@ -354,6 +358,9 @@ def _validate_tokens(model: ModelConfig) -> None:
     if model.tubelet_frames < 1 or (model.tubelet_frames > 1 and model.tokens != "patch"):
         raise MegageoError(f"config key model.tubelet_frames must be at least 1, and above 1 only with "
                            f"model.tokens=patch; got {model.tubelet_frames}")
+    if model.head_conv_size < 0 or (model.head_conv_size and model.head_conv_size % 2 == 0):
+        raise MegageoError(f"config key model.head_conv_size must be 0 or odd (a centred kernel), got "
+                           f"{model.head_conv_size}")
     if getattr(model.mixer, "grid_conv_size", 0) and model.tokens != "patch":
         raise MegageoError("model.mixer.grid_conv_size convolves each frame's patch grid: it needs model.tokens=patch")
     if model.frame_causal and model.tokens != "patch":
@@ -393,6 +400,8 @@ def _validate_task(config: Config) -> None:
         if config.model.tubelet_frames > 1:
             raise MegageoError("model.tubelet_frames > 1 is for task: diffusion (a forecaster's head reads its last "
                                "frame's tokens)")
+        if config.model.head_conv_size:
+            raise MegageoError("model.head_conv_size is for task: diffusion (a denoiser's head writes every frame)")
         return
     model, train, diffusion = config.model, config.train, config.diffusion
     if model.tokens != "patch" or model.frame_causal:

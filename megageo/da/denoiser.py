@@ -4,12 +4,16 @@ x_t [B, L, C, H, W] at noise level t → the network output F of the same shape,
 (`megageo.da.sde.Preconditioning`) turns into ε̂; the network sees its scaled x_t. The model's own stages are
 reused: the patch embedding (where and when each token is) with the noise level added to every token, the blocks
 (any mixer; the reference is non-causal `global_linear`, linear in the window's length and context-parallel by
-one all-reduce), and a head that turns every token back into its patch. With `model.tubelet_frames` > 1 a token
+one all-reduce), and a head that turns every token back into its patch (with `model.head_conv_size`, through a
+convolution across patch seams). With `model.tubelet_frames` > 1 a token
 holds its patch over that many frames, folded into channels. Under context parallelism each rank
 denoises its block of frames; nothing else of the window is needed but the mixer's state.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import torch
 
@@ -17,9 +21,11 @@ from megageo.config import ModelConfig
 from megageo.da.sde import NoisePredictor, Preconditioning
 from megageo.model.block import Block
 from megageo.model.forecaster import end_stages
+from megageo.model.grid_conv import pad_sphere
 from megageo.model.head import OutputHead
 from megageo.model.parallel_layers import TensorParallelContext, replicated_linear
 from megageo.model.tokens import PatchEmbedding, PatchGrid, time_encoding, unpatchify
+from megageo.parallel.partition import constant, declare, uniform
 
 
 class NoiseLevel(torch.nn.Module):
@@ -36,16 +42,37 @@ class NoiseLevel(torch.nn.Module):
         return self.fc2(torch.nn.functional.silu(self.fc1(features)))
 
 
+HEAD_CONV_FEATURES = 8
+"""Features a token writes per grid value for the head's convolution to mix."""
+
+
 class TokenHead(OutputHead):
-    """Final norm, then every token → its C · p · p values → the block's frames on the grid."""
+    """Final norm, then every token → its C · p · p values → the block's frames on the grid.
+
+    With `model.head_conv_size` = k a token writes `HEAD_CONV_FEATURES` features per value instead, and a k × k
+    convolution over each frame's whole grid (periodic in longitude, zero past the poles) turns them into the
+    values: a value near a patch's edge then reads the next patch's token too, where a linear map of one token
+    draws every patch on its own (the tiny prior's analysis mean showed its 8 × 8 patches). The head's output is
+    gathered whole on every TP rank and its frames are the rank's CP block, so the convolution's weights are
+    replicated and need no halo."""
 
     def __init__(self, grid: PatchGrid, config: ModelConfig, ctx: TensorParallelContext):
-        super().__init__(grid.token_values, config, ctx)
-        self.grid = grid
+        features = HEAD_CONV_FEATURES if config.head_conv_size else 1
+        super().__init__(grid.token_values * features, config, ctx)
+        self.grid = dataclasses.replace(grid, channels=grid.channels * features)
+        self.conv_size = config.head_conv_size
+        if self.conv_size:
+            self.conv = torch.nn.Conv2d(self.grid.channels, grid.channels, self.conv_size, dtype=ctx.params_dtype)
+            bound = 1.0 / math.sqrt(self.grid.channels * self.conv_size**2)  # PyTorch's default Conv2d init
+            declare(self.conv.weight, uniform(-bound, bound))
+            declare(self.conv.bias, constant(0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.proj(self.normalized(x))[0]  # [S, B, C·p·p]
-        return unpatchify(out.transpose(0, 1), self.grid)
+        out = self.proj(self.normalized(x))[0]  # [S, B, C·p·p (× features)]
+        frames = unpatchify(out.transpose(0, 1), self.grid)
+        if not self.conv_size:
+            return frames
+        return self.conv(pad_sphere(frames.flatten(0, 1), self.conv_size // 2)).unflatten(0, frames.shape[:2])
 
 
 class Denoiser(torch.nn.Module):

@@ -22,6 +22,14 @@ from megageo.parallel.context import next_block_head, previous_block_tail
 from megageo.parallel.partition import Partition, declare, uniform
 
 
+def pad_sphere(grids: torch.Tensor, pad: int) -> torch.Tensor:
+    """[..., rows, cols] of a latitude–longitude grid → `pad` more on every side: periodic across the date line,
+    zeros past the poles (what a centred convolution on the globe needs)."""
+    if pad:
+        grids = torch.cat([grids[..., -pad:], grids, grids[..., :pad]], dim=-1)
+    return F.pad(grids, (0, 0, pad, pad))
+
+
 class PatchGridConvolution(torch.nn.Module):
     def __init__(self, width: int, kernel_size: int, ctx: TensorParallelContext, frames: int = 1):
         super().__init__()
@@ -38,7 +46,7 @@ class PatchGridConvolution(torch.nn.Module):
         batch, seq_len, channels = x.shape
         grids = x.reshape(batch, -1, layout.patch_rows, layout.patch_cols, channels).permute(0, 4, 1, 2, 3)
         pad, halo = self.kernel_size // 2, self.frames // 2
-        grids = F.pad(F.pad(grids, (pad, pad, 0, 0, 0, 0), mode="circular"), (0, 0, pad, pad))
+        grids = pad_sphere(grids, pad)
         if halo and self.ctx.cp.size == 1:
             grids = F.pad(grids, (0, 0, 0, 0, halo, halo))
         elif halo:  # the config holds every block to at least `halo` frames

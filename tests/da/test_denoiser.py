@@ -16,7 +16,7 @@ def single_process_group():
     yield
 
 
-def _denoiser(tubelet: int, num_layers: int):
+def _denoiser(tubelet: int, num_layers: int, head_conv_size: int = 0):
     from megageo.config import ModelConfig
     from megageo.da.denoiser import Denoiser
     from megageo.da.sde import VPSDE, Preconditioning
@@ -25,7 +25,8 @@ def _denoiser(tubelet: int, num_layers: int):
     from megageo.model.parallel_layers import TensorParallelContext
 
     config = ModelConfig(mixer=GlobalLinearConfig(num_heads=2, head_dim=4), num_layers=num_layers,
-                         hidden_size=8, tokens="patch", patch_size=4, tubelet_frames=tubelet)
+                         hidden_size=8, tokens="patch", patch_size=4, tubelet_frames=tubelet,
+                         head_conv_size=head_conv_size)
     ctx = TensorParallelContext.current(False, config.init_std, config.num_layers)
     model = Denoiser(config, (1, 8, 8), ctx, Preconditioning(VPSDE(1e-3)))
     initialize_parameters(model, seed=3, tp=1, rank=0)
@@ -45,6 +46,26 @@ def test_a_grid_point_reaches_its_patch_in_its_tubelet_frames_only(tubelet: int,
         change = (model(moved, t) - model(x_t, t)).abs()[0, :, 0]  # [frames, 8, 8]
     reached = torch.zeros_like(change, dtype=torch.bool)
     reached[frames_reached, :4, :4] = True
+    assert (change[reached] > 1e-6).all()
+    assert torch.equal(change[~reached], torch.zeros_like(change[~reached]))
+
+
+@pytest.mark.parametrize("tubelet, frames_reached", [(1, [0]), (2, [0, 1])])
+def test_the_head_convolution_reaches_one_point_past_the_patch_across_the_date_line_not_the_pole(
+        tubelet: int, frames_reached: list[int]) -> None:
+    """No blocks, a 3 × 3 head convolution: frame 0's point (1, 2) moves its patch (rows 0..3, columns 0..3) and
+    the ring of one point around it: row 4, column 4 and, across the date line, column 7; nothing north of the
+    pole row 0, and nothing outside its tubelet's frames."""
+    model = _denoiser(tubelet, num_layers=0, head_conv_size=3)
+    x_t = torch.randn(1, 4, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    moved = x_t.clone()
+    moved[0, 0, 0, 1, 2] += 1.0
+    t = torch.tensor(0.5)
+    with torch.no_grad():
+        change = (model(moved, t) - model(x_t, t)).abs()[0, :, 0]
+    reached = torch.zeros_like(change, dtype=torch.bool)
+    reached[frames_reached, :5, :5] = True
+    reached[frames_reached, :5, 7] = True
     assert (change[reached] > 1e-6).all()
     assert torch.equal(change[~reached], torch.zeros_like(change[~reached]))
 

@@ -16,7 +16,7 @@ from multiprocess import run_ranks  # noqa: E402
 from tiny_run import build_tiny_store, run_training, tiny_overrides  # noqa: E402
 
 DIFFUSION = dict(task="diffusion", data__t_in=4, data__t_out=1, model__tokens="patch", model__patch_size=4,
-                 model__tubelet_frames=2, model__head="absolute",
+                 model__tubelet_frames=2, model__head="absolute", model__head_conv_size=3,
                  model__mixer="{type: global_linear, num_heads: 4, head_dim: 8, grid_conv_size: 3, "
                               "grid_conv_frames: 3}",
                  diffusion__steps=8, train__steps=6, train__save_every=6)
@@ -56,7 +56,8 @@ def test_the_denoiser_checkpoint_consolidates_by_its_own_names(runs, tmp_path) -
     assert main(["convert", "consolidate", str(out), str(tmp_path / "denoiser.safetensors")]) == 0
     weights = load_file(tmp_path / "denoiser.safetensors")
     assert weights["noise_level.fc1.weight"].shape == (32, 32)
-    assert weights["head.proj.weight"].shape == (32, 32)  # every token → its 4 × 4 values in 2 frames
+    assert weights["head.proj.weight"].shape == (256, 32)  # every token → 8 features of its 4 × 4 values in 2 frames
+    assert weights["head.conv.weight"].shape == (2, 16, 3, 3)  # → each frame's value from its 3 × 3 neighbourhood
 
 
 def test_assimilate_writes_an_ensemble_that_follows_its_observations(store, runs, tmp_path, capsys) -> None:

@@ -122,7 +122,7 @@ class EvalConfig:
     map_sample: int = 0
 
 
-PREDICTIONS = ("edm", "epsilon")
+PREDICTIONS = ("edm", "epsilon", "x0")
 
 
 @dataclass
@@ -134,8 +134,9 @@ class DiffusionConfig:
     """The VP SDE's end points: σ(0) = η (almost the data), μ(1) = η (almost pure noise)."""
     prediction: str = "edm"
     """What the denoiser network predicts: `edm` (the clean state's residual, preconditioned as in EDM; its error
-    stays bounded at high noise) or `epsilon` (the noise itself, SDA's reference; its clean-state estimate divides
-    the error by μ(t), down to η at t = 1)."""
+    stays bounded at high noise), `epsilon` (the noise itself, SDA's reference; its clean-state estimate divides
+    the error by μ(t), down to η at t = 1) or `x0` (the clean state itself: no skip of x_t, whose white noise the
+    network must otherwise cancel point by point)."""
     steps: int = 32
     """Predictor steps from t = 1 to 0."""
     corrections: int = 1

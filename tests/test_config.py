@@ -66,7 +66,7 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
          "parallel.sequence_parallel splits each block of 6 frames"),
         (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
           "diffusion.prediction=v"],
-         "diffusion.prediction must be edm or epsilon, got 'v'"),
+         "diffusion.prediction must be edm or epsilon or x0, got 'v'"),
         (["model.tubelet_frames=2"],
          "config key model.tubelet_frames must be at least 1, and above 1 only with model.tokens=patch; got 2"),
         (["model.tokens=patch", "model.tubelet_frames=2"], "model.tubelet_frames > 1 is for task: diffusion"),

@@ -33,6 +33,18 @@ def test_the_training_target_gives_back_the_true_noise(prediction: str) -> None:
         assert torch.equal(target, noise) and torch.equal(pre.network_input(x_t, TIMES.float()), x_t)
 
 
+def test_the_x0_target_is_the_clean_state_and_gives_back_the_true_noise() -> None:
+    """In fp64: ε̂ = (x_t − μ F) / σ divides by σ = η = 10⁻³ at t = 0, so fp32 rounding grows 1000-fold there (harmless
+    to the sampler, which multiplies ε̂ by σ again)."""
+    pre = Preconditioning(VPSDE(), "x0")
+    generator = torch.Generator().manual_seed(1)
+    x, noise = (torch.randn(len(TIMES), 8, generator=generator, dtype=torch.float64) for _ in range(2))
+    x_t = pre.sde.perturb(x, TIMES, noise)
+    target = pre.target(x_t, TIMES, noise)
+    torch.testing.assert_close(target, x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(pre.noise(x_t, TIMES, target), noise, rtol=0, atol=1e-10)
+
+
 def test_the_edm_target_has_unit_variance_at_every_noise_level() -> None:
     pre = Preconditioning(VPSDE(), "edm")
     generator = torch.Generator().manual_seed(2)

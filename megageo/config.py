@@ -136,7 +136,8 @@ class DiffusionConfig:
     """What the denoiser network predicts: `edm` (the clean state's residual, preconditioned as in EDM; its error
     stays bounded at high noise), `epsilon` (the noise itself, SDA's reference; its clean-state estimate divides
     the error by μ(t), down to η at t = 1) or `x0` (the clean state itself: no skip of x_t, whose white noise the
-    network must otherwise cancel point by point)."""
+    network must otherwise cancel point by point; measured on the tiny prior, its samples have the data's texture
+    but, guided, they fit neither the observations nor keep a spread, README)."""
     steps: int = 32
     """Predictor steps from t = 1 to 0."""
     corrections: int = 1

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from megageo.errors import MegageoError
 from megageo.model.parallel_layers import TensorParallelContext
-from megageo.parallel.context import previous_block_tail
+from megageo.parallel.context import neighbour_block
 from megageo.parallel.partition import Partition, declare, uniform
 
 
@@ -35,6 +35,6 @@ class ShortConvolution(torch.nn.Module):
         else:
             if seq_len < halo:
                 raise MegageoError(f"a context-parallel block of {seq_len} frames is shorter than the conv halo ({halo})")
-            x = torch.cat([previous_block_tail(x[:, seq_len - halo :], self.ctx.cp), x], dim=1)
+            x = torch.cat([neighbour_block(x[:, seq_len - halo :], self.ctx.cp, -1), x], dim=1)
             y = F.conv1d(x.transpose(1, 2), self.weight, groups=x.shape[-1])
         return F.silu(y).transpose(1, 2)

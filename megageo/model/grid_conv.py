@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from megageo.model.parallel_layers import TensorParallelContext
-from megageo.parallel.context import next_block_head, previous_block_tail
+from megageo.parallel.context import neighbour_block
 from megageo.parallel.partition import Partition, declare, uniform
 
 
@@ -50,7 +50,7 @@ class PatchGridConvolution(torch.nn.Module):
         if halo and self.ctx.cp.size == 1:
             grids = F.pad(grids, (0, 0, 0, 0, halo, halo))
         elif halo:  # the config holds every block to at least `halo` frames
-            grids = torch.cat([previous_block_tail(grids[:, :, -halo:], self.ctx.cp), grids,
-                               next_block_head(grids[:, :, :halo], self.ctx.cp)], dim=2)
+            grids = torch.cat([neighbour_block(grids[:, :, -halo:], self.ctx.cp, -1), grids,
+                               neighbour_block(grids[:, :, :halo], self.ctx.cp, +1)], dim=2)
         out = F.conv3d(grids, self.weight.unsqueeze(1), groups=channels)
         return out.permute(0, 2, 3, 4, 1).reshape(batch, seq_len, channels)

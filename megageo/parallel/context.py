@@ -98,18 +98,12 @@ def all_reduce_sum(x: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
     return x if cp.size == 1 else _AllReduceSum.apply(x, cp)
 
 
-def previous_block_tail(tail: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
-    """The previous rank's `tail` (e.g. its last frames); zeros on rank 0, as a causal zero padding would be."""
-    blocks = all_gather_blocks(tail, cp)
-    if cp.rank == 0:
-        return blocks[0] * 0  # keeps rank 0 in the gather's backward
-    return blocks[cp.rank - 1]
-
-
-def next_block_head(head: torch.Tensor, cp: ContextParallel) -> torch.Tensor:
-    """The next rank's `head` (e.g. its first frames); zeros on the last rank, as a zero padding past the end of
-    the sequence would be (a centred convolution's halo on its far side)."""
-    blocks = all_gather_blocks(head, cp)
-    if cp.rank == cp.size - 1:
-        return blocks[0] * 0  # keeps the last rank in the gather's backward
-    return blocks[cp.rank + 1]
+def neighbour_block(part: torch.Tensor, cp: ContextParallel, offset: int) -> torch.Tensor:
+    """The `part` (e.g. the last or first frames) of the rank `offset` places away (−1: the previous rank, +1:
+    the next); zeros where that rank is past the sequence's end, as a zero padding there would be (a causal
+    convolution's halo, or a centred one's on either side)."""
+    blocks = all_gather_blocks(part, cp)
+    neighbour = cp.rank + offset
+    if not 0 <= neighbour < cp.size:
+        return blocks[0] * 0  # keeps this rank in the gather's backward
+    return blocks[neighbour]

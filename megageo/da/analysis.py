@@ -18,6 +18,7 @@ import torch
 
 import megageo
 from megageo.config import Config, with_sampler_overrides
+from megageo.data.climatology import as_field
 from megageo.errors import MegageoError
 from megageo.eval.netcdf import COORDINATE_ATTRIBUTES, VALID_TIME_ATTRIBUTES, field_attributes
 from megageo.eval.times import hours_since_1800, to_datetime64
@@ -40,11 +41,12 @@ def window_times(analysis_time: np.datetime64, frames: int, mode: str) -> np.nda
 
 @dataclass(frozen=True)
 class Channels:
-    """The model's channels as the checkpoint recorded them, and its normalisation."""
+    """The model's channels as the checkpoint recorded them, and its normalisation (`data.normalisation`)."""
 
     variables: list[str]
     levels: list[float]
     mean: np.ndarray
+    """[C], or [C, H, W] for a model normalised by climatology."""
     std: np.ndarray
 
     @classmethod
@@ -54,7 +56,16 @@ class Channels:
 
     def physical(self, normalised: torch.Tensor) -> np.ndarray:
         """Normalised states [..., C, H, W] in the variables' own units."""
-        return normalised.numpy() * self.std[:, None, None] + self.mean[:, None, None]
+        return normalised.numpy() * as_field(self.std) + as_field(self.mean)
+
+    def normalise(self, values: np.ndarray, error_std: np.ndarray | float, flat_index: np.ndarray,
+                  window_shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Observed values [..., M] and their error stds in the model's units, the observations at `flat_index`
+        of a window [L, C, H, W]: less the mean where each lies, over its channel's std."""
+        _, count, height, width = window_shape
+        channel, point = flat_index // (height * width) % count, flat_index % (height * width)
+        mean = np.broadcast_to(as_field(self.mean), (count, height, width)).reshape(count, -1)
+        return (values - mean[channel, point]) / self.std[channel], np.asarray(error_std) / self.std[channel]
 
     def index(self, variable: str, level: float) -> int:
         for i, (name, at) in enumerate(zip(self.variables, self.levels)):
@@ -138,8 +149,8 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
     channel = channels.index(obs.variable, obs.level)
     shape = (config.data.t_in, *release.frame_shape)
     observe = locate(obs, times, grid.lat, grid.lon, channel, shape, str(obs_path))
-    y = torch.as_tensor((obs.value - channels.mean[channel]) / channels.std[channel], dtype=torch.float32)
-    std = torch.as_tensor(obs.error_std / channels.std[channel], dtype=torch.float32)
+    y, std = (torch.as_tensor(v, dtype=torch.float32)
+              for v in channels.normalise(obs.value, obs.error_std, observe.flat_index.numpy(), shape))
     members = members or config.diffusion.members
     model = build_model(release)
     steps = config.diffusion.steps

@@ -218,10 +218,9 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         for start_cycle in tqdm(range(0, cycles, settings.batch_cycles), desc=f"generative, seed {seed}", unit="batch"):
             batch = times[start_cycle : start_cycle + settings.batch_cycles]
             y = np.stack([observations[t - before : t - before + window].ravel() for t in batch])
-            y_normal = (y - channels.mean[observed]) / channels.std[observed]
+            y_normal, std_normal = channels.normalise(y, error_std, flat, (window, *release.frame_shape))
             sampled = sample_window(model, config.diffusion, members * len(batch), window, release.frame_shape,
-                                    generator, flat, np.repeat(y_normal, members, axis=0),
-                                    error_std / channels.std[observed])
+                                    generator, flat, np.repeat(y_normal, members, axis=0), std_normal)
             windows = channels.physical(sampled)[:, :, observed]
             tendencies.append(scores.rms_tendency(windows, grid.lat) ** 2)
             analyses.append(windows[:, before].reshape(len(batch), members, height, width))
@@ -274,7 +273,9 @@ def training_frames(grid: Any, channels: Any) -> np.ndarray:
 
 def sample_window(model: torch.nn.Module, settings: Any, count: int, window: int, frame_shape: tuple[int, int, int],
                   generator: torch.Generator, flat_index: np.ndarray | None = None, y: np.ndarray | None = None,
-                  error_std: float | None = None) -> torch.Tensor:
+                  error_std: np.ndarray | None = None) -> torch.Tensor:
+    """`count` windows of the prior, or of the posterior given `y` [count, M] (normalised) observed at
+    `flat_index` with error stds `error_std` [M]."""
     from megageo.da.observations import ObservationOperator
     from megageo.da.posterior import sample_posterior
 
@@ -283,7 +284,7 @@ def sample_window(model: torch.nn.Module, settings: Any, count: int, window: int
     observe = ObservationOperator(torch.as_tensor(flat_index, dtype=torch.long))
     return sample_posterior(model, settings, (count, window, *frame_shape), observe,
                             torch.as_tensor(y, dtype=torch.float32),
-                            torch.full((len(flat_index),), float(error_std)), generator)
+                            torch.as_tensor(error_std, dtype=torch.float32), generator)
 
 
 def texture(windows: np.ndarray, lat: np.ndarray) -> dict[str, float]:

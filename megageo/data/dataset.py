@@ -1,4 +1,5 @@
-"""Training windows over a store: `T_in` input frames followed by `T_out` target frames, normalised per level.
+"""Training windows over a store: `T_in` input frames followed by `T_out` target frames, normalised per channel
+(`channel`: its mean and std over the training split) or per grid point (`climatology`: `megageo.data.climatology`).
 
 The split is chronological without leakage: a training window lies wholly before `train_end` (inputs and
 targets), a validation window starts at or after it, so no frame is seen by both. Each sample reads one
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from megageo.config import NORMALISATIONS
+from megageo.data.climatology import as_field, point_climatology
 from megageo.data.store import Store
 from megageo.errors import MegageoError
 
@@ -30,9 +33,12 @@ class WindowDataset(Dataset):
         variables: Sequence[str] | None = None,
         levels: Sequence[float] | None = None,
         frames_dtype: torch.dtype = torch.float32,
+        normalisation: str = "channel",
     ):
         if split not in ("train", "val"):
             raise MegageoError(f"split must be 'train' or 'val', got '{split}'")
+        if normalisation not in NORMALISATIONS:
+            raise MegageoError(f"normalisation must be channel or climatology, got {normalisation!r}")
         if min(t_in, t_out, stride) < 1:
             raise MegageoError(f"t_in, t_out and stride must be >= 1, got {t_in}, {t_out}, {stride}")
         self.store = Store(store_path)
@@ -46,8 +52,11 @@ class WindowDataset(Dataset):
             )
         self.step_hours = float(steps[0]) if steps.size else 0.0
         self.channels = self.store.channels(variables, levels)
-        self.mean = self.store.mean[self.channels].astype(np.float32)
-        self.std = self.store.std[self.channels].astype(np.float32)
+        if normalisation == "climatology":
+            mean, std = point_climatology(self.store, self.channels)
+        else:
+            mean, std = self.store.mean[self.channels], self.store.std[self.channels]
+        self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)  # [C] or [C, H, W]; [C]
         span = t_in + t_out
         first, end = (0, self.store.train_end) if split == "train" else (self.store.train_end, len(self.store))
         self.starts = np.arange(first, end - span + 1, stride)
@@ -63,7 +72,7 @@ class WindowDataset(Dataset):
     def normalized_frames(self, start: int, stop: int) -> torch.Tensor:
         """frames[start:stop] of this dataset's levels, normalised: [n, C, H, W] in the dataset's frame dtype."""
         block = self.store.read(start, stop)[:, self.channels]
-        return torch.from_numpy((block - self.mean[:, None, None]) / self.std[:, None, None]).to(self.frames_dtype)
+        return torch.from_numpy((block - as_field(self.mean)) / as_field(self.std)).to(self.frames_dtype)
 
     def read_window(
         self, index: int, part: int = 0, parts: int = 1, targets: bool = True
@@ -91,6 +100,6 @@ class WindowDataset(Dataset):
 
     def denormalize(self, fields: torch.Tensor) -> torch.Tensor:
         """Normalised [..., C, H, W] back to metres."""
-        mean = torch.as_tensor(self.mean, dtype=fields.dtype, device=fields.device)[:, None, None]
-        std = torch.as_tensor(self.std, dtype=fields.dtype, device=fields.device)[:, None, None]
+        mean = torch.as_tensor(as_field(self.mean), dtype=fields.dtype, device=fields.device)
+        std = torch.as_tensor(as_field(self.std), dtype=fields.dtype, device=fields.device)
         return fields * std + mean

@@ -44,7 +44,8 @@ def _train(config: Config, launch: LaunchEnv, resume: bool, stop_at: int | None)
     data = config.data
     frames_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[data.frames_dtype]
     leads = data.t_out * config.train.rollout_steps
-    channels = dict(variables=data.variables or None, levels=data.levels or None, frames_dtype=frames_dtype)
+    channels = dict(variables=data.variables or None, levels=data.levels or None, frames_dtype=frames_dtype,
+                    normalisation=data.normalisation)
     train_set = WindowDataset(data.store, "train", data.t_in, leads, data.stride, **channels)
     val_set = WindowDataset(data.store, "val", data.t_in, leads, data.stride, **channels)
     run_dir = Path(config.train.out_dir)

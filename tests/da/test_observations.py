@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from megageo.da.analysis import window_times
+from megageo.da.analysis import Channels, window_times
 from megageo.da.observations import Observations, locate, read_observations, write_observations
 from megageo.errors import MegageoError
 
@@ -36,6 +36,23 @@ def test_a_file_round_trips_and_the_operator_selects_each_station(tmp_path) -> N
     # (frame, channel 1, row, col): (0, 1, 1, 2), (2, 1, 2, 7) for lon -45 = 315, (2, 1, 4, 0)
     expected = [state[0, 0, 1, 1, 2], state[0, 2, 1, 2, 7], state[0, 2, 1, 4, 0]]
     assert operator(state)[0].tolist() == [float(v) for v in expected]
+
+
+def test_observations_are_normalised_by_the_mean_where_each_lies() -> None:
+    obs = observations()
+    operator = locate(obs, WINDOW, LAT, LON, channel=1, state_shape=(3, 2, 5, 8), path="obs.nc")
+    flat = operator.flat_index.numpy()
+    per_channel = Channels(["uwnd", "hgt"], [500.0, 500.0], mean=np.array([0.0, 5400.0]), std=np.array([10.0, 200.0]))
+    y, std = per_channel.normalise(obs.value, obs.error_std, flat, (3, 2, 5, 8))
+    np.testing.assert_allclose(y, [0.5, 2.0, -2.0])
+    np.testing.assert_allclose(std, [0.05, 0.05, 0.05])
+    field = np.zeros((2, 5, 8))
+    field[1, 1, 2], field[1, 2, 7], field[1, 4, 0] = 5600.0, 5700.0, 4900.0  # the stations' points, channel 1
+    by_point = Channels(["uwnd", "hgt"], [500.0, 500.0], mean=field, std=np.array([10.0, 50.0]))
+    y, std = by_point.normalise(obs.value[None], 10.0, flat, (3, 2, 5, 8))
+    np.testing.assert_allclose(y, [[-2.0, 2.0, 2.0]])
+    np.testing.assert_allclose(std, [0.2, 0.2, 0.2])
+    np.testing.assert_allclose(by_point.physical(torch.ones(1, 2, 5, 8))[0, 1, 1, 2], 5650.0)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -52,6 +52,23 @@ def test_normalisation_uses_train_statistics_for_both_splits(store):
     np.testing.assert_allclose(dataset.std, frames[:10].astype(np.float64).std(axis=(0, 2, 3)), rtol=1e-6)
 
 
+def test_climatology_normalisation_removes_each_points_training_mean(store, monkeypatch):
+    path, frames = store
+    monkeypatch.setattr("megageo.data.climatology.BLOCK_FRAMES", 3)  # 10 training frames: blocks of 3, 3, 3, 1
+    dataset = WindowDataset(path, "val", t_in=3, t_out=2, normalisation="climatology")
+    train = frames[:10].astype(np.float64)
+    mean = train.mean(axis=0)
+    anomaly_std = np.sqrt(((train - mean) ** 2).mean(axis=(0, 2, 3)))
+    assert dataset.mean.shape == (3, 5, 8) and dataset.std.shape == (3,)
+    np.testing.assert_allclose(dataset.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(dataset.std, anomaly_std, rtol=1e-4)
+    x, _ = dataset[0]
+    np.testing.assert_allclose(x.numpy(), (frames[10:13] - mean) / anomaly_std[:, None, None], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dataset.denormalize(x).numpy(), frames[10:13], rtol=1e-6)
+    with pytest.raises(MegageoError, match="normalisation must be channel or climatology, got 'daily'"):
+        WindowDataset(path, "val", t_in=3, t_out=2, normalisation="daily")
+
+
 def test_level_subset(store):
     path, frames = store
     dataset = WindowDataset(path, "train", t_in=2, t_out=1, levels=[200])

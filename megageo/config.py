@@ -134,7 +134,7 @@ PREDICTIONS = ("edm", "epsilon", "x0")
 @dataclass
 class DiffusionConfig:
     """`task: diffusion` (`megageo.da`): a score-based prior over windows of `data.t_in` frames, sampled with
-    observations to give an analysis ensemble. The training keys are `eta` and `prediction`; the rest set the sampler."""
+    observations to give an analysis ensemble. The training keys are `eta`, `prediction` and `sigma_data`; the rest set the sampler."""
 
     eta: float = 1e-3
     """The VP SDE's end points: σ(0) = η (almost the data), μ(1) = η (almost pure noise)."""
@@ -144,6 +144,9 @@ class DiffusionConfig:
     the error by μ(t), down to η at t = 1) or `x0` (the clean state itself: no skip of x_t, whose white noise the
     network must otherwise cancel point by point; measured on the tiny prior, its samples have the data's texture
     but, guided, they fit neither the observations nor keep a spread, README)."""
+    sigma_data: float = 1.0
+    """`edm`'s σ_d: its skip term is the exact denoiser of data with this standard deviation. Below 1 the skip
+    fades at lower noise (toward `x0`'s texture) and still carries an almost clean x_t (keeping EDM's precision)."""
     steps: int = 32
     """Predictor steps from t = 1 to 0."""
     corrections: int = 1
@@ -426,6 +429,8 @@ def _validate_task(config: Config) -> None:
         raise MegageoError("diffusion needs 0 < eta < 1, steps >= 1, corrections >= 0 and tau > 0, got "
                            f"eta={diffusion.eta}, steps={diffusion.steps}, corrections={diffusion.corrections}, "
                            f"tau={diffusion.tau}")
+    if not diffusion.sigma_data > 0:
+        raise MegageoError(f"diffusion.sigma_data must be positive, got {diffusion.sigma_data}")
     if diffusion.prediction not in PREDICTIONS:
         raise MegageoError(f"diffusion.prediction must be {' or '.join(PREDICTIONS)}, got {diffusion.prediction!r}")
     if diffusion.guidance not in ("mmps", "gaussian") or diffusion.members < 1 or diffusion.cg_steps < 1:

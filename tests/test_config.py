@@ -53,6 +53,8 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
         (["train.precision=fp8"], "train.precision must be auto, fp32 or bf16"),
         (["data.variables=[hgt, rhum]"], "config key data.variables names 'rhum', not one of hgt, uwnd, vwnd, air"),
         (["data.levels=500"], "config key data.levels must be a list, got 500"),
+        (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
+          "diffusion.sigma_data=0"], "diffusion.sigma_data must be positive, got 0"),
         (["data.normalisation=daily"], "config key data.normalisation must be channel or climatology, got 'daily'"),
         (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 76.8"),
         (["train.steps=0"], "train.steps must be at least 1, got 0"),

@@ -72,14 +72,18 @@ class VPSDE:
 @dataclass(frozen=True)
 class Preconditioning:
     """The network F sees c_in(t) x_t; its output becomes ε̂ = a(t) x_t + b(t) F, and it is trained on the F
-    that gives ε̂ = ε, with unit weight. For unit-variance data, s² = μ² + σ² and
-    - `edm`: c_in = 1/s and x̂ = (μ/s²) x_t + (σ/s) F, so a = σ/s², b = −μ/s (F's target has unit variance);
+    that gives ε̂ = ε, with unit weight. With s² = μ² + σ² and, for `edm`, d² = μ² σ_d² + σ²:
+    - `edm`: c_in = 1/d and x̂ = (μ σ_d²/d²) x_t + (σ σ_d/d) F, so a = σ/d², b = −μ σ_d/d: the skip is the exact
+      denoiser of N(0, σ_d²) data and F's target has unit variance for such data. With σ_d < 1 the skip fades at
+      lower noise, so less of x_t's white noise reaches x̂ for the network to cancel;
     - `epsilon`: c_in = 1, a = 0, b = 1 (F is ε̂, its target ε);
     - `x0`: c_in = 1/s and x̂ = F, so a = 1/σ, b = −μ/σ (F's target is the clean state).
-    Training F with unit weight is ε-prediction weighted by 1/b²: 1 + σ²/μ² for `edm`, σ²/μ² for `x0`."""
+    Training F with unit weight is ε-prediction weighted by 1/b²: d²/(μ² σ_d²) for `edm`, σ²/μ² for `x0`."""
 
     sde: VPSDE
     prediction: str = "edm"
+    sigma_data: float = 1.0
+    """σ_d, the data's standard deviation as `edm`'s skip assumes it."""
 
     def __post_init__(self) -> None:
         if self.prediction not in PREDICTIONS:
@@ -89,10 +93,10 @@ class Preconditioning:
         mu, sigma = self.sde.mu(t), self.sde.sigma(t)
         if self.prediction == "epsilon":
             return torch.ones_like(mu), torch.zeros_like(mu), torch.ones_like(mu)
-        scale = (mu**2 + sigma**2).sqrt()
         if self.prediction == "x0":
-            return 1 / scale, 1 / sigma, -mu / sigma
-        return 1 / scale, sigma / scale**2, -mu / scale
+            return 1 / (mu**2 + sigma**2).sqrt(), 1 / sigma, -mu / sigma
+        scale = (mu**2 * self.sigma_data**2 + sigma**2).sqrt()
+        return 1 / scale, sigma / scale**2, -mu * self.sigma_data / scale
 
     @staticmethod
     def _per_sample(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,8 @@ from megageo.parallel.context import ContextParallel
 class DiffusionTask:
     def __init__(self, config: Config):
         self.config = config
-        self.preconditioning = Preconditioning(VPSDE(config.diffusion.eta), config.diffusion.prediction)
+        self.preconditioning = Preconditioning(VPSDE(config.diffusion.eta), config.diffusion.prediction,
+                                               config.diffusion.sigma_data)
 
     def build(self, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> torch.nn.Module:
         return Denoiser(self.config.model, frame_shape, ctx, self.preconditioning)

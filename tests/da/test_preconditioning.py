@@ -12,13 +12,16 @@ from megageo.da.sde import VPSDE, Preconditioning
 TIMES = torch.tensor([0.0, 0.02, 0.3, 0.5, 0.8, 0.95, 1.0], dtype=torch.float64)
 
 
-def test_a_zero_edm_network_is_already_the_exact_denoiser_of_unit_gaussian_data() -> None:
+@pytest.mark.parametrize("sigma_data", [1.0, 0.3])
+def test_a_zero_edm_network_is_already_the_exact_denoiser_of_gaussian_data_of_its_sigma_data(sigma_data: float) -> None:
+    """x ~ N(0, σ_d²): E[x | x_t] = μ σ_d² x_t / (μ² σ_d² + σ²)."""
     sde = VPSDE()
-    pre = Preconditioning(sde, "edm")
+    pre = Preconditioning(sde, "edm", sigma_data)
     x_t = torch.randn(len(TIMES), 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     denoised = sde.denoise(x_t, TIMES[:, None], pre.noise(x_t, TIMES, torch.zeros_like(x_t)).double())
     mu, sigma = sde.mu(TIMES)[:, None], sde.sigma(TIMES)[:, None]
-    torch.testing.assert_close(denoised, mu * x_t / (mu**2 + sigma**2), rtol=1e-6, atol=1e-6)
+    variance = sigma_data**2
+    torch.testing.assert_close(denoised, mu * variance * x_t / (mu**2 * variance + sigma**2), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("prediction", ["edm", "epsilon"])
@@ -45,10 +48,12 @@ def test_the_x0_target_is_the_clean_state_and_gives_back_the_true_noise() -> Non
     torch.testing.assert_close(pre.noise(x_t, TIMES, target), noise, rtol=0, atol=1e-10)
 
 
-def test_the_edm_target_has_unit_variance_at_every_noise_level() -> None:
-    pre = Preconditioning(VPSDE(), "edm")
+@pytest.mark.parametrize("sigma_data", [1.0, 0.3])
+def test_the_edm_target_has_unit_variance_at_every_noise_level(sigma_data: float) -> None:
+    """For data of standard deviation σ_d, both the network's input and its target."""
+    pre = Preconditioning(VPSDE(), "edm", sigma_data)
     generator = torch.Generator().manual_seed(2)
-    x = torch.randn(len(TIMES), 200_000, generator=generator, dtype=torch.float64)
+    x = sigma_data * torch.randn(len(TIMES), 200_000, generator=generator, dtype=torch.float64)
     noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
     x_t = pre.sde.perturb(x, TIMES, noise)
     # Three standard errors of a variance from 200,000 samples: 3 √(2 / 200000) = 0.0095.

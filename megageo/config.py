@@ -26,7 +26,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "tiny" / "gla.yaml"
 
 
-NORMALISATIONS = ("channel", "climatology")
+NORMALISATIONS = ("channel", "grid_point")
 
 
 @dataclass
@@ -43,8 +43,9 @@ class DataConfig:
     """`bf16` keeps input frames in bfloat16 from the store until the input projection (half the memory of the
     largest tensor of a long-context run; the projection itself computes in fp32)."""
     normalisation: str = "channel"
-    """`channel`: each channel's mean and std over the training split. `climatology`: each grid point's mean over
-    the training split subtracted, the anomalies divided by their rms per channel (`megageo.data.climatology`)."""
+    """`channel`: each channel's mean and std over the training split. `grid_point`: each grid point's mean over
+    the training split subtracted (its time mean, not a seasonal climatology), the anomalies divided by their rms
+    per channel (`megageo.data.anomalies`)."""
 
 
 @dataclass
@@ -350,7 +351,7 @@ def validate(config: Config) -> None:
         if name not in VARIABLES:
             raise MegageoError(f"config key data.variables names '{name}', not one of {', '.join(VARIABLES)}")
     if data.normalisation not in NORMALISATIONS:
-        raise MegageoError(f"config key data.normalisation must be channel or climatology, got {data.normalisation!r}")
+        raise MegageoError(f"config key data.normalisation must be channel or grid_point, got {data.normalisation!r}")
     if data.frames_dtype not in ("fp32", "bf16"):
         raise MegageoError(f"config key data.frames_dtype must be fp32 or bf16, got {data.frames_dtype!r}")
     if train.precision not in ("auto", "fp32", "bf16"):

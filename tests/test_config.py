@@ -55,7 +55,7 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
         (["data.levels=500"], "config key data.levels must be a list, got 500"),
         (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
           "diffusion.sigma_data=0"], "diffusion.sigma_data must be positive, got 0"),
-        (["data.normalisation=daily"], "config key data.normalisation must be channel or climatology, got 'daily'"),
+        (["data.normalisation=daily"], "config key data.normalisation must be channel or grid_point, got 'daily'"),
         (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 76.8"),
         (["train.steps=0"], "train.steps must be at least 1, got 0"),
         (["trainsteps"], "must look like section.key=value"),

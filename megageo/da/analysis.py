@@ -18,7 +18,7 @@ import torch
 
 import megageo
 from megageo.config import Config, with_sampler_overrides
-from megageo.data.climatology import as_field
+from megageo.data.anomalies import as_field
 from megageo.errors import MegageoError
 from megageo.eval.netcdf import COORDINATE_ATTRIBUTES, VALID_TIME_ATTRIBUTES, field_attributes
 from megageo.eval.times import hours_since_1800, to_datetime64
@@ -46,7 +46,7 @@ class Channels:
     variables: list[str]
     levels: list[float]
     mean: np.ndarray
-    """[C], or [C, H, W] for a model normalised by climatology."""
+    """[C], or [C, H, W] for a model normalised per grid point."""
     std: np.ndarray
 
     @classmethod

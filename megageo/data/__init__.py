@@ -5,6 +5,6 @@
     build.py     build_store: check, stream, compute train-split stats, rename atomically
     store.py     Store: the HDF5 layout and its reader
     dataset.py   WindowDataset: normalised (inputs, targets) windows with a leak-free chronological split
-    climatology.py  each grid point's training-split mean, for windows normalised as anomalies
+    anomalies.py each grid point's training-split mean, for windows normalised as anomalies
     commands.py  `megageo data synth | build | inspect`
 """

@@ -1,5 +1,5 @@
 """Training windows over a store: `T_in` input frames followed by `T_out` target frames, normalised per channel
-(`channel`: its mean and std over the training split) or per grid point (`climatology`: `megageo.data.climatology`).
+(`channel`: its mean and std over the training split) or per grid point (`grid_point`: `megageo.data.anomalies`).
 
 The split is chronological without leakage: a training window lies wholly before `train_end` (inputs and
 targets), a validation window starts at or after it, so no frame is seen by both. Each sample reads one
@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from megageo.config import NORMALISATIONS
-from megageo.data.climatology import as_field, point_climatology
+from megageo.data.anomalies import as_field, grid_point_moments
 from megageo.data.store import Store
 from megageo.errors import MegageoError
 
@@ -34,11 +34,14 @@ class WindowDataset(Dataset):
         levels: Sequence[float] | None = None,
         frames_dtype: torch.dtype = torch.float32,
         normalisation: str = "channel",
+        statistics: tuple[np.ndarray, np.ndarray] | None = None,
     ):
+        """`statistics`: the (mean, std) `normalisation` gives, when another split of the store has them already
+        (a `grid_point` mean reads the whole training split)."""
         if split not in ("train", "val"):
             raise MegageoError(f"split must be 'train' or 'val', got '{split}'")
         if normalisation not in NORMALISATIONS:
-            raise MegageoError(f"normalisation must be channel or climatology, got {normalisation!r}")
+            raise MegageoError(f"normalisation must be channel or grid_point, got {normalisation!r}")
         if min(t_in, t_out, stride) < 1:
             raise MegageoError(f"t_in, t_out and stride must be >= 1, got {t_in}, {t_out}, {stride}")
         self.store = Store(store_path)
@@ -52,8 +55,10 @@ class WindowDataset(Dataset):
             )
         self.step_hours = float(steps[0]) if steps.size else 0.0
         self.channels = self.store.channels(variables, levels)
-        if normalisation == "climatology":
-            mean, std = point_climatology(self.store, self.channels)
+        if statistics is not None:
+            mean, std = statistics
+        elif normalisation == "grid_point":
+            mean, std = grid_point_moments(self.store, self.channels)
         else:
             mean, std = self.store.mean[self.channels], self.store.std[self.channels]
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)  # [C] or [C, H, W]; [C]

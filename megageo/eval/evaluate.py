@@ -41,13 +41,12 @@ def normalised_dataset(store: str | Path, stats: dict[str, Any], split: str, t_i
     variables existed hold geopotential height."""
     variables = stats.get("variables", ["hgt"] * len(stats["levels"]))
     dataset = WindowDataset(store, split=split, t_in=t_in, t_out=leads, variables=list(dict.fromkeys(variables)),
-                            levels=list(dict.fromkeys(stats["levels"])))
+                            levels=list(dict.fromkeys(stats["levels"])),
+                            statistics=(np.asarray(stats["mean"]), np.asarray(stats["std"])))
     chosen = list(zip(dataset.store.variable[dataset.channels], dataset.store.level[dataset.channels]))
     if chosen != list(zip(variables, stats["levels"])):
         raise MegageoError(f"{store}: channels {chosen} differ from the checkpoint's "
                            f"{list(zip(variables, stats['levels']))}")
-    dataset.mean = np.asarray(stats["mean"], dtype=np.float32)
-    dataset.std = np.asarray(stats["std"], dtype=np.float32)
     return dataset
 
 

@@ -47,7 +47,8 @@ def _train(config: Config, launch: LaunchEnv, resume: bool, stop_at: int | None)
     channels = dict(variables=data.variables or None, levels=data.levels or None, frames_dtype=frames_dtype,
                     normalisation=data.normalisation)
     train_set = WindowDataset(data.store, "train", data.t_in, leads, data.stride, **channels)
-    val_set = WindowDataset(data.store, "val", data.t_in, leads, data.stride, **channels)
+    val_set = WindowDataset(data.store, "val", data.t_in, leads, data.stride, **channels,
+                            statistics=(train_set.mean, train_set.std))
     run_dir = Path(config.train.out_dir)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.train.keep_last, is_writer=launch.rank == 0)
     if not resume and checkpoints.latest_tag() is not None:

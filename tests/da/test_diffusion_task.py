@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 from multiprocess import run_ranks  # noqa: E402
 from tiny_run import build_tiny_store, run_training, tiny_overrides  # noqa: E402
 
-DIFFUSION = dict(task="diffusion", data__t_in=4, data__t_out=1, model__tokens="patch", model__patch_size=4,
+DIFFUSION = dict(task="diffusion", data__t_in=4, data__t_out=1, data__normalisation="grid_point",
+                 model__tokens="patch", model__patch_size=4,
                  model__tubelet_frames=2, model__head="absolute", model__head_conv_size=3,
                  model__mixer="{type: global_linear, num_heads: 4, head_dim: 8, grid_conv_size: 3, "
                               "grid_conv_frames: 3}",

@@ -52,10 +52,10 @@ def test_normalisation_uses_train_statistics_for_both_splits(store):
     np.testing.assert_allclose(dataset.std, frames[:10].astype(np.float64).std(axis=(0, 2, 3)), rtol=1e-6)
 
 
-def test_climatology_normalisation_removes_each_points_training_mean(store, monkeypatch):
+def test_grid_point_normalisation_removes_each_points_training_mean(store, monkeypatch):
     path, frames = store
-    monkeypatch.setattr("megageo.data.climatology.BLOCK_FRAMES", 3)  # 10 training frames: blocks of 3, 3, 3, 1
-    dataset = WindowDataset(path, "val", t_in=3, t_out=2, normalisation="climatology")
+    monkeypatch.setattr("megageo.data.anomalies.BLOCK_FRAMES", 3)  # 10 training frames: blocks of 3, 3, 3, 1
+    dataset = WindowDataset(path, "val", t_in=3, t_out=2, normalisation="grid_point")
     train = frames[:10].astype(np.float64)
     mean = train.mean(axis=0)
     anomaly_std = np.sqrt(((train - mean) ** 2).mean(axis=(0, 2, 3)))
@@ -65,7 +65,11 @@ def test_climatology_normalisation_removes_each_points_training_mean(store, monk
     x, _ = dataset[0]
     np.testing.assert_allclose(x.numpy(), (frames[10:13] - mean) / anomaly_std[:, None, None], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dataset.denormalize(x).numpy(), frames[10:13], rtol=1e-6)
-    with pytest.raises(MegageoError, match="normalisation must be channel or climatology, got 'daily'"):
+    monkeypatch.setattr("megageo.data.dataset.grid_point_moments", lambda *_: pytest.fail("read the split again"))
+    given = WindowDataset(path, "val", t_in=3, t_out=2, normalisation="grid_point",
+                          statistics=(dataset.mean, dataset.std))
+    assert torch.equal(given[0][0], x)
+    with pytest.raises(MegageoError, match="normalisation must be channel or grid_point, got 'daily'"):
         WindowDataset(path, "val", t_in=3, t_out=2, normalisation="daily")
 
 

@@ -1,7 +1,7 @@
-"""Each grid point's climatology over a store's training split, for `data.normalisation: climatology`.
+"""Each grid point's mean over a store's training split, for `data.normalisation: grid_point`.
 
 A window normalised per channel is mostly the time-mean field (the pole-to-equator gradient of Z500 holds most of
-its variance); what a forecast or an analysis has to find is the departure from it. Normalised by climatology, a
+its variance); what a forecast or an analysis has to find is the departure from it. Normalised per grid point, a
 model sees only those anomalies, at unit variance per channel: a diffusion prior then spends its noise levels on
 them instead of on redrawing the mean field.
 """
@@ -18,7 +18,7 @@ BLOCK_FRAMES = 256
 """Frames read at a time, so a multi-decade split never sits in memory whole."""
 
 
-def point_climatology(store: Store, channels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def grid_point_moments(store: Store, channels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(mean [C, H, W], anomaly std [C]) of `channels` over the training split, in float64: the mean of each grid
     point over time, and the rms of the departures from it over time and the whole grid."""
     total = np.zeros((len(channels), *store.shape[2:]))

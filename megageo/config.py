@@ -135,7 +135,8 @@ PREDICTIONS = ("edm", "epsilon", "x0")
 @dataclass
 class DiffusionConfig:
     """`task: diffusion` (`megageo.da`): a score-based prior over windows of `data.t_in` frames, sampled with
-    observations to give an analysis ensemble. The training keys are `eta`, `prediction` and `sigma_data`; the rest set the sampler."""
+    observations to give an analysis ensemble. The training keys are `eta`, `prediction` and `sigma_data`; the rest
+    set the sampler."""
 
     eta: float = 1e-3
     """The VP SDE's end points: σ(0) = η (almost the data), μ(1) = η (almost pure noise)."""
@@ -147,7 +148,8 @@ class DiffusionConfig:
     but, guided, they fit neither the observations nor keep a spread, README)."""
     sigma_data: float = 1.0
     """`edm`'s σ_d: its skip term is the exact denoiser of data with this standard deviation. Below 1 the skip
-    fades at lower noise (toward `x0`'s texture) and still carries an almost clean x_t (keeping EDM's precision)."""
+    fades at lower noise (toward `x0`'s texture) and still carries an almost clean x_t (keeping EDM's precision).
+    Measured on the tiny prior: at 0.5, the one-window guided RMSE nearly doubles (README)."""
     steps: int = 32
     """Predictor steps from t = 1 to 0."""
     corrections: int = 1

@@ -73,9 +73,9 @@ class VPSDE:
 class Preconditioning:
     """The network F sees c_in(t) x_t; its output becomes ε̂ = a(t) x_t + b(t) F, and it is trained on the F
     that gives ε̂ = ε, with unit weight. With s² = μ² + σ² and, for `edm`, d² = μ² σ_d² + σ²:
-    - `edm`: c_in = 1/d and x̂ = (μ σ_d²/d²) x_t + (σ σ_d/d) F, so a = σ/d², b = −μ σ_d/d: the skip is the exact
-      denoiser of N(0, σ_d²) data and F's target has unit variance for such data. With σ_d < 1 the skip fades at
-      lower noise, so less of x_t's white noise reaches x̂ for the network to cancel;
+    - `edm`: c_in = 1/d and x̂ = (μ σ_d²/d²) x_t + (σ σ_d/d) F, so a = σ/d², b = −μ σ_d/d: the skip is the
+      exact denoiser of N(0, σ_d²) data and F's target has unit variance for such data. With σ_d < 1 the skip
+      fades at lower noise, so less of x_t's white noise reaches x̂ for the network to cancel;
     - `epsilon`: c_in = 1, a = 0, b = 1 (F is ε̂, its target ε);
     - `x0`: c_in = 1/s and x̂ = F, so a = 1/σ, b = −μ/σ (F's target is the clean state).
     Training F with unit weight is ε-prediction weighted by 1/b²: d²/(μ² σ_d²) for `edm`, σ²/μ² for `x0`."""

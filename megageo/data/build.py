@@ -51,12 +51,13 @@ def _describe(source: NcSource, index: int) -> str:
     return f"{source.path.name} ({cftime.num2date(source.time[index], TIME_UNITS, source.calendar)})"
 
 
-def order_in_time(files: list[NcSource]) -> list[NcSource]:
+def order_in_time(files: list[NcSource], allow_gaps: bool = False) -> list[NcSource]:
     """Files sorted by first time; raises on empty files, unsorted or repeated times within a file, overlaps
-    or duplicates between files, mixed calendars, and gaps between files.
+    or duplicates between files, mixed calendars, and (unless `allow_gaps`) gaps between files.
 
     A gap is a jump between files longer than 1.5 median steps, which catches a missing year of 6-hourly data
-    but accepts monthly means (28 to 31 days apart).
+    but accepts monthly means (28 to 31 days apart). Allowed, gaps stay in the store's time axis, and no
+    training window spans one (`Store.gaps`).
     """
     for source in files:
         if source.time.size == 0:
@@ -77,10 +78,10 @@ def order_in_time(files: list[NcSource]) -> list[NcSource]:
                 f"duplicate or overlapping times: {after.path.name} starts at {_describe(after, 0)}, "
                 f"{before.path.name} ends at {_describe(before, -1)}"
             )
-        if jump > 1.5 * median_step:
+        if jump > 1.5 * median_step and not allow_gaps:
             raise MegageoError(
                 f"gap between {_describe(before, -1)} and {_describe(after, 0)}: {jump:g} h, "
-                f"expected about {median_step:g} h"
+                f"expected about {median_step:g} h (--allow-gaps keeps it)"
             )
     return files
 
@@ -192,10 +193,12 @@ def build_store(
     progress: bool = False,
     variable: str | None = None,
     variables: Sequence[str] = ("hgt",),
+    allow_gaps: bool = False,
 ) -> Path:
     """Build the HDF5 store at `out` from netCDF files (or directories of them); see megageo.data.store.
     `variables` are NCEP names (`megageo.data.variables`); `variable` names the one variable of a single-variable
-    build in the files, where metadata and conventional names cannot tell."""
+    build in the files, where metadata and conventional names cannot tell. `allow_gaps` keeps gaps between
+    files (separate runs, a missing year) instead of refusing them."""
     import h5py
 
     out = Path(out)
@@ -217,7 +220,7 @@ def build_store(
     absent = [kind for kind, files in by_kind.items() if not files]
     if absent:
         raise MegageoError(f"no source file holds {', '.join(absent)} (asked for {', '.join(kinds)})")
-    by_kind = {kind: order_in_time(files) for kind, files in by_kind.items()}
+    by_kind = {kind: order_in_time(files, allow_gaps) for kind, files in by_kind.items()}
     every = [source for files in by_kind.values() for source in files]
     check_grids(every, levels)
     check_same_times(by_kind)

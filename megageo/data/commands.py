@@ -22,7 +22,7 @@ def run_build(args: argparse.Namespace) -> int:
     levels = [_number(level, "--levels") for level in _items(args.levels)]
     variables = _items(args.vars)
     out = build_store(args.src, args.out, levels, args.train_fraction, progress=True, variable=args.var,
-                      variables=variables)
+                      variables=variables, allow_gaps=args.allow_gaps)
     print(Store(out).summary())
     return 0
 
@@ -96,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--var", default=None, metavar="NAME",
                        help="the geopotential(-height) variable, where its metadata and name do not tell (e.g. hgt)")
+    build.add_argument("--allow-gaps", action="store_true",
+                       help="keep gaps between files (separate runs, a missing year) instead of refusing them; "
+                       "no training window spans a gap")
     build.set_defaults(func=run_build)
 
     inspect = actions.add_parser(

@@ -2,7 +2,8 @@
 (`channel`: its mean and std over the training split) or per grid point (`grid_point`: `megageo.data.anomalies`).
 
 The split is chronological without leakage: a training window lies wholly before `train_end` (inputs and
-targets), a validation window starts at or after it, so no frame is seen by both. Each sample reads one
+targets), a validation window starts at or after it, so no frame is seen by both. No window spans a gap
+(`Store.gaps`: a missing year, or the seam between separate runs). Each sample reads one
 contiguous time slice; `read_window(i, part, parts, targets)` reads only one context-parallel rank's block of the
 inputs, and the targets only where asked (the last block's rank).
 """
@@ -46,14 +47,14 @@ class WindowDataset(Dataset):
             raise MegageoError(f"t_in, t_out and stride must be >= 1, got {t_in}, {t_out}, {stride}")
         self.store = Store(store_path)
         self.split, self.t_in, self.t_out, self.frames_dtype = split, t_in, t_out, frames_dtype
-        steps = self.store.steps()
         i = self.store.first_irregular_step()
         if i is not None:
             raise MegageoError(
-                f"{self.store.path}: irregular time step ({steps[0]:g} h, then {steps[i]:g} h after frame {i}: "
-                f"{self.store.dates(i)[0]}); windows need a regular step, not means or gappy series"
+                f"{self.store.path}: irregular time step ({self.store.steps()[i]:g} h after frame {i}: "
+                f"{self.store.dates(i)[0]}, where the step is {self.store.regular_step():g} h); windows need a "
+                "regular step, not means"
             )
-        self.step_hours = float(steps[0]) if steps.size else 0.0
+        self.step_hours = self.store.regular_step()
         self.channels = self.store.channels(variables, levels)
         if statistics is not None:
             mean, std = statistics
@@ -64,11 +65,13 @@ class WindowDataset(Dataset):
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)  # [C] or [C, H, W]; [C]
         span = t_in + t_out
         first, end = (0, self.store.train_end) if split == "train" else (self.store.train_end, len(self.store))
-        self.starts = np.arange(first, end - span + 1, stride)
+        starts = np.arange(first, end - span + 1, stride)
+        gaps = self.store.gaps()
+        self.starts = starts[~np.isin(starts, (gaps[:, None] - np.arange(span - 1)).ravel())]
         if self.starts.size == 0:
             raise MegageoError(
                 f"{self.store.path}: the {split} split (frames {first}..{end - 1}) has no window of "
-                f"{t_in} + {t_out} frames"
+                f"{t_in} + {t_out} frames{' between its gaps' if gaps.size else ''}"
             )
 
     def __len__(self) -> int:

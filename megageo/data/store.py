@@ -93,11 +93,21 @@ class Store:
         """Hours between consecutive frames."""
         return np.diff(self.time)
 
-    def first_irregular_step(self) -> int | None:
-        """Index i of the first step time[i + 1] - time[i] that differs from the first step, or None if the
-        axis is regular. Differences under 3.6 s count as equal: float32 time axes in days round that much."""
+    def regular_step(self) -> float:
+        """The median step in hours (0 for a single frame): the step windows advance by."""
         steps = self.steps()
-        irregular = np.flatnonzero(np.abs(steps - steps[:1]) > 1e-3)
+        return float(np.median(steps)) if steps.size else 0.0
+
+    def gaps(self) -> np.ndarray:
+        """Indices i whose step time[i + 1] - time[i] exceeds 1.5 regular steps (the builder's rule): a missing
+        year, or the seam between separate runs in a store built with gaps allowed. No window spans one."""
+        return np.flatnonzero(self.steps() > 1.5 * self.regular_step())
+
+    def first_irregular_step(self) -> int | None:
+        """Index i of the first step time[i + 1] - time[i] that is neither the regular step nor a gap, or None.
+        Differences under 3.6 s count as equal: float32 time axes in days round that much."""
+        steps = self.steps()
+        irregular = np.flatnonzero((np.abs(steps - self.regular_step()) > 1e-3) & (steps <= 1.5 * self.regular_step()))
         return int(irregular[0]) if irregular.size else None
 
     def summary(self) -> str:
@@ -105,7 +115,8 @@ class Store:
         steps = self.steps()
         first, last = self.dates([0, -1]) if len(self) else ("-", "-")
         if steps.size and self.first_irregular_step() is None:
-            step = f"{steps[0]:g} h (regular)"
+            gaps = self.gaps().size
+            step = f"{self.regular_step():g} h (regular{f', {gaps} gap(s)' if gaps else ''})"
         else:
             step = f"irregular, {steps.min():g} to {steps.max():g} h" if steps.size else "single frame"
         lines = [

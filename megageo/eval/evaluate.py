@@ -137,7 +137,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: Path, store: str | None
     release = load_release(checkpoint)
     config = release.config
     store = store or config.data.store
-    leads = scored_leads(lead_hours, config.data.t_out, float(Store(store).steps()[0]))
+    leads = scored_leads(lead_hours, config.data.t_out, Store(store).regular_step())
     dataset = normalised_dataset(store, release.stats, "val", config.data.t_in, leads)
     indices = evenly_spaced(len(dataset), max_samples)
     if not 0 <= map_sample < len(indices):

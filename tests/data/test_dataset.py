@@ -112,5 +112,22 @@ def test_irregular_time_step_is_an_error(tmp_path):
     hours = nc.HOURS_1979 + np.array([0.0, 744.0, 1416.0, 2160.0])
     nc.write(tmp_path / "hgt.mon.mean.nc", nc.heights(4), hours)
     path = build_store([tmp_path / "hgt.mon.mean.nc"], tmp_path / "s.h5")
-    with pytest.raises(MegageoError, match=r"irregular time step \(744 h, then 672 h after frame 1: 1979-02-01"):
+    with pytest.raises(MegageoError, match=r"irregular time step \(672 h after frame 1: 1979-02-01 00:00:00, where the step is 744 h\)"):
         WindowDataset(path, t_in=1, t_out=1)
+
+
+def test_windows_never_span_a_gap(tmp_path):
+    """Two runs of 8 six-hourly frames a year apart (separate synthetic runs, or a missing year): the builder
+    refuses the gap unless asked to keep it, and then every window lies inside one run."""
+    first = nc.write(tmp_path / "a.nc", nc.heights(8, seed=1), nc.HOURS_1979 + 6.0 * np.arange(8))
+    second = nc.write(tmp_path / "b.nc", nc.heights(8, seed=2), nc.HOURS_1979 + 8760.0 + 6.0 * np.arange(8))
+    with pytest.raises(MegageoError, match=r"gap between a\.nc .*: 8718 h, expected about 6 h \(--allow-gaps keeps it\)"):
+        build_store([tmp_path / "a.nc", tmp_path / "b.nc"], tmp_path / "refused.h5")
+    path = build_store([tmp_path / "a.nc", tmp_path / "b.nc"], tmp_path / "s.h5", train_fraction=1.0, allow_gaps=True)
+    dataset = WindowDataset(path, "train", t_in=3, t_out=1)
+    assert dataset.store.gaps().tolist() == [7]
+    assert dataset.step_hours == 6.0
+    assert dataset.starts.tolist() == [0, 1, 2, 3, 4, 8, 9, 10, 11, 12]  # 5 windows of 4 frames in each run of 8
+    x, y = dataset[5]
+    np.testing.assert_allclose(dataset.denormalize(torch.cat([x, y])).numpy(), second[:4, 1:2], atol=1e-3)
+    assert "step 6 h (regular, 1 gap(s))" in dataset.store.summary()

@@ -10,7 +10,8 @@ from megageo.errors import MegageoError
 def run_synth(args: argparse.Namespace) -> int:
     from megageo.data.synth import synthesize
 
-    for path in synthesize(args.out, args.days, args.seed, args.levels, args.start, args.spinup_days):
+    for path in synthesize(args.out, args.days, args.seed, args.levels, args.start, args.spinup_days,
+                            runs=args.runs):
         print(path)
     return 0
 
@@ -69,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--start", default="1979-01-01", help="date of the first frame, YYYY-MM-DD (default 1979-01-01)")
     synth.add_argument(
         "--spinup-days", type=float, default=3.0, help="model days run and discarded before recording (default 3)"
+    )
+    synth.add_argument(
+        "--runs", type=int, default=1,
+        help="separate runs from seeds S, S+1, ..., each in later years (default 1); each start keeps its own zonal "
+        "flow, so many runs hold many climates: build them with --allow-gaps",
     )
     synth.set_defaults(func=run_synth)
 

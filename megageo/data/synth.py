@@ -280,20 +280,37 @@ def synthesize(
     start: str = "1979-01-01",
     spinup_days: float = 3.0,
     progress: bool = True,
+    runs: int = 1,
 ) -> list[Path]:
     """Write `days` of 6-hourly synthetic geopotential height and winds from `start` as yearly hgt.YYYY.nc,
-    uwnd.YYYY.nc and vwnd.YYYY.nc files in `out_dir`; returns their paths. The same seed gives byte-identical data."""
-    import netCDF4
+    uwnd.YYYY.nc and vwnd.YYYY.nc files in `out_dir`; returns their paths. The same seed gives byte-identical data.
 
+    `runs` > 1 writes that many runs, from seeds `seed`, `seed` + 1, ..., each from `start`'s date in a later year
+    than the last one's files: the unforced model keeps each balanced start's zonal flow, so a store of many runs
+    (built with `--allow-gaps`) holds many climates where one long run holds one."""
     unknown = [level for level in levels if level not in LEVEL_CLIMATOLOGY]
     if unknown:
         raise MegageoError(f"levels {unknown} not among the NCEP levels {sorted(LEVEL_CLIMATOLOGY, reverse=True)}")
     if days <= 0:
         raise MegageoError(f"days must be positive, got {days}")
+    if runs < 1:
+        raise MegageoError(f"runs must be at least 1, got {runs}")
     try:
         first = dt.datetime.fromisoformat(start)
     except ValueError:
         raise MegageoError(f"start '{start}' is not a date like 1979-01-01") from None
+    if runs > 1 and (first.month, first.day) == (2, 29):
+        raise MegageoError("several runs start on the same date in later years; 29 February is not in all of them")
+    years_per_run = (first + dt.timedelta(days=days)).year - first.year + 1
+    return [path for run in range(runs)
+            for path in _synthesize_run(out_dir, days, seed + run, levels,
+                                        first.replace(year=first.year + run * years_per_run), spinup_days, progress)]
+
+
+def _synthesize_run(out_dir: str | Path, days: float, seed: int, levels: Sequence[int], first: dt.datetime,
+                    spinup_days: float, progress: bool) -> list[Path]:
+    import netCDF4
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

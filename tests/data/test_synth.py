@@ -39,6 +39,22 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     assert a["hgt.1980.nc:time"].tolist() == [1577832.0]
 
 
+def test_runs_are_the_seeds_runs_in_later_years_and_build_with_their_gap(tmp_path):
+    """Two runs of the year-crossing short run: seeds 7 and 8, the second from 1981-12-31 18:00 (the first's files
+    end in 1980), each byte for byte what a run of its seed alone writes."""
+    from megageo.data.build import build_store
+
+    paths = synthesize(tmp_path / "runs", days=0.5, seed=7, start="1979-12-31T18:00", spinup_days=0.25,
+                       progress=False, runs=2)
+    assert [p.name for p in paths[::3]] == ["hgt.1979.nc", "hgt.1980.nc", "hgt.1981.nc", "hgt.1982.nc"]
+    runs, alone = read_files(paths), read_files(short_run(tmp_path / "eight", 8))
+    assert np.array_equal(runs["hgt.1981.nc:hgt"], alone["hgt.1979.nc:hgt"])
+    assert np.array_equal(runs["hgt.1982.nc:hgt"], alone["hgt.1980.nc:hgt"])
+    assert runs["hgt.1981.nc:time"].tolist() == [1577826.0 + 731 * 24]  # two years on, 1980 a leap year
+    store = Store(build_store(paths[::3], tmp_path / "s.h5", allow_gaps=True))
+    assert store.gaps().tolist() == [1] and store.steps().tolist() == [6.0, 17538.0, 6.0]
+
+
 def test_files_have_the_ncep_layout(tmp_path):
     paths = synthesize(tmp_path, days=0.25, seed=0, levels=(850, 500), spinup_days=0, progress=False)
     assert [path.name for path in paths] == ["hgt.1979.nc", "uwnd.1979.nc", "vwnd.1979.nc"]

@@ -24,6 +24,11 @@ def initial_window(dataset: WindowDataset, init_time: str) -> torch.Tensor:
     end = int(matches[0]) + 1
     if end < dataset.t_in:
         raise MegageoError(f"{init_time} leaves fewer than T_in = {dataset.t_in} frames before it in the store")
+    gaps = dataset.store.gaps()
+    spanned = gaps[(gaps >= end - dataset.t_in) & (gaps < end - 1)]
+    if spanned.size:
+        raise MegageoError(f"the T_in = {dataset.t_in} frames ending at {init_time} span the store's gap after "
+                           f"{dataset.store.dates(int(spanned[-1]))[0]}")
     return dataset.normalized_frames(end - dataset.t_in, end)[None]
 
 

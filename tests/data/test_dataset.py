@@ -10,6 +10,7 @@ import netcdf_files as nc
 from megageo.data.build import build_store
 from megageo.data.dataset import WindowDataset
 from megageo.errors import MegageoError
+from megageo.eval.forecast import initial_window
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,8 @@ def test_windows_never_span_a_gap(tmp_path):
     x, y = dataset[5]
     np.testing.assert_allclose(dataset.denormalize(torch.cat([x, y])).numpy(), second[:4, 1:2], atol=1e-3)
     assert "step 6 h (regular, 1 gap(s))" in dataset.store.summary()
+    np.testing.assert_allclose(dataset.denormalize(initial_window(dataset, "1980-01-01T12:00")[0]).numpy(),
+                               second[:3, 1:2], atol=1e-3)
+    with pytest.raises(MegageoError, match=r"the T_in = 3 frames ending at 1980-01-01T06:00 span the store's gap "
+                       r"after 1979-01-02 18:00:00"):
+        initial_window(dataset, "1980-01-01T06:00")

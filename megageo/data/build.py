@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from megageo.data.ncep import TIME_UNITS, NcSource, iter_frames, scan_kinds
+from megageo.data.store import is_gap
 from megageo.data.variables import VARIABLES
 from megageo.data.variables import variable as registered
 from megageo.errors import MegageoError
@@ -55,9 +56,8 @@ def order_in_time(files: list[NcSource], allow_gaps: bool = False) -> list[NcSou
     """Files sorted by first time; raises on empty files, unsorted or repeated times within a file, overlaps
     or duplicates between files, mixed calendars, and (unless `allow_gaps`) gaps between files.
 
-    A gap is a jump between files longer than 1.5 median steps, which catches a missing year of 6-hourly data
-    but accepts monthly means (28 to 31 days apart). Allowed, gaps stay in the store's time axis, and no
-    training window spans one (`Store.gaps`).
+    A gap is a jump between files that `is_gap` calls one against the median step. Allowed, gaps stay in the
+    store's time axis, and no training window spans one (`Store.gaps`).
     """
     for source in files:
         if source.time.size == 0:
@@ -78,7 +78,7 @@ def order_in_time(files: list[NcSource], allow_gaps: bool = False) -> list[NcSou
                 f"duplicate or overlapping times: {after.path.name} starts at {_describe(after, 0)}, "
                 f"{before.path.name} ends at {_describe(before, -1)}"
             )
-        if jump > 1.5 * median_step and not allow_gaps:
+        if is_gap(jump, median_step) and not allow_gaps:
             raise MegageoError(
                 f"gap between {_describe(before, -1)} and {_describe(after, 0)}: {jump:g} h, "
                 f"expected about {median_step:g} h (--allow-gaps keeps it)"

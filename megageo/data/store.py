@@ -23,6 +23,12 @@ from megageo.data.variables import channel_name
 from megageo.errors import MegageoError
 
 
+def is_gap(steps: np.ndarray | float, regular_step: float) -> np.ndarray:
+    """Whether each step (hours) is a gap: longer than 1.5 regular steps, which catches a missing year of 6-hourly
+    data but not monthly means (28 to 31 days apart). The builder and the store share this one rule."""
+    return np.asarray(steps) > 1.5 * regular_step
+
+
 class Store:
     """Read-only view of a store. The HDF5 file opens lazily and reopens in a forked child, so one Store can
     be handed to DataLoader workers."""
@@ -99,15 +105,15 @@ class Store:
         return float(np.median(steps)) if steps.size else 0.0
 
     def gaps(self) -> np.ndarray:
-        """Indices i whose step time[i + 1] - time[i] exceeds 1.5 regular steps (the builder's rule): a missing
-        year, or the seam between separate runs in a store built with gaps allowed. No window spans one."""
-        return np.flatnonzero(self.steps() > 1.5 * self.regular_step())
+        """Indices i whose step time[i + 1] - time[i] is a gap (`is_gap`): a missing year, or the seam between
+        separate runs in a store built with gaps allowed. No window spans one."""
+        return np.flatnonzero(is_gap(self.steps(), self.regular_step()))
 
     def first_irregular_step(self) -> int | None:
         """Index i of the first step time[i + 1] - time[i] that is neither the regular step nor a gap, or None.
         Differences under 3.6 s count as equal: float32 time axes in days round that much."""
-        steps = self.steps()
-        irregular = np.flatnonzero((np.abs(steps - self.regular_step()) > 1e-3) & (steps <= 1.5 * self.regular_step()))
+        steps, regular = self.steps(), self.regular_step()
+        irregular = np.flatnonzero((np.abs(steps - regular) > 1e-3) & ~is_gap(steps, regular))
         return int(irregular[0]) if irregular.size else None
 
     def summary(self) -> str:

@@ -137,7 +137,8 @@ def test_configs_load_without_importing_the_model() -> None:
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     mixers, imported = result.stdout.split("\n")[:2]
     six = ["deltanet", "gated_deltanet", "gla", "kda", "mamba2", "transformer"]
-    with_tokens = ["deltanet", "gated_deltanet", "gla", "gla", "kda", "mamba2", "transformer"]  # gla_tokens.yaml
+    with_tokens = ["deltanet", "global_linear", "gated_deltanet", "gla", "gla", "kda", "mamba2",
+                   "transformer"]  # + diffusion.yaml and gla_tokens.yaml
     tiny = ["deltanet", "global_linear", "gated_deltanet", "gla", "gla", "gla", "kda", "mamba2", "mamba2",
             "transformer", "transformer"]  # + diffusion.yaml, gla_winds.yaml and the token configs
     assert mixers.split() == with_tokens + six + tiny, result.stderr  # 340m/, paper/, tiny/

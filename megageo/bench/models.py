@@ -129,6 +129,7 @@ def measure(case: BenchCase, frame: tuple[int, int, int], steps: int, threads: i
     """One round of `case` in this process: mean step and inference times, peak memory, FLOPs per token."""
     import torch
 
+    from megageo.model.forecaster import unsharded_forecaster
     from megageo.model.summary import summarize
     from megageo.parallel import groups
     from megageo.train.metrics_log import peak_memory_gb
@@ -139,7 +140,7 @@ def measure(case: BenchCase, frame: tuple[int, int, int], steps: int, threads: i
     case.step_s = [_timed(train_step, steps)]
     case.peak_mem_gb = peak_memory_gb()
     case.sample_s = [_timed(infer, steps) / case.batch_size]
-    summary = summarize(config, frame, 1)
+    summary = summarize(unsharded_forecaster(config, frame, 1), config, frame)
     case.flops_per_token = 3 * summary.flops_per_token(config, case.seq_len * summary.tokens_per_frame)
     return case
 

@@ -14,11 +14,10 @@ import torch
 
 from megageo.config import Config
 from megageo.errors import MegageoError
-from megageo.model.forecaster import unsharded_context
 from megageo.parallel.partition import Partition, partition_of
 from megageo.train.engine import parameter_groups
 from megageo.train.pipeline import layer_names
-from megageo.train.tasks import task_for
+from megageo.train.tasks import unsharded_model
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class ModelLayout:
 
     def __init__(self, config: Config, frame_shape: tuple[int, int, int]):
         self.config, self.frame_shape = config, frame_shape
-        self.skeleton = build_skeleton(config, frame_shape)
+        self.skeleton = unsharded_model(config, frame_shape)
         self.params = {
             name: ParameterSpec(param.shape, partition_of(param)) for name, param in self.skeleton.named_parameters()
         }
@@ -82,8 +81,3 @@ class ModelLayout:
         kept = [p for p in self.skeleton.parameters() if id(p) in names]
         module = torch.nn.ParameterList(kept)
         return [names[id(p)] for group in parameter_groups(module, 0.0) for p in group["params"]]
-
-
-def build_skeleton(config: Config, frame_shape: tuple[int, int, int]) -> torch.nn.Module:
-    """The TP=1 model of the config's task with uninitialised weights (shapes and partition declarations only)."""
-    return task_for(config).build(frame_shape, unsharded_context(config.model))

@@ -53,12 +53,12 @@ def build_model(release: ReleaseCheckpoint) -> torch.nn.Module:
     single-process group its Megatron layers need if none exists yet."""
     from megatron.core import parallel_state
 
-    from megageo.convert.layout import build_skeleton
     from megageo.parallel import groups
+    from megageo.train.tasks import unsharded_model
 
     if not parallel_state.model_parallel_is_initialized():
         groups.initialize_single_process()
-    model = build_skeleton(release.config, release.frame_shape)
+    model = unsharded_model(release.config, release.frame_shape)
     # Megatron's linears carry an `_extra_state` entry (always None here) that a strict load insists on.
     extra = {name: value for name, value in model.state_dict().items() if name.endswith("_extra_state")}
     dtype = next(iter(model.parameters())).dtype

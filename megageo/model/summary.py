@@ -1,4 +1,6 @@
-"""Parameter counts by part and FLOPs per token of a forecaster configuration (`megageo model summary`)."""
+"""Parameter counts by part and FLOPs per token of a model configuration (`megageo model summary`), read off the
+TP=1 model of its task: a forecaster, or the denoiser of `task: diffusion`, whose noise-level embedding and head
+convolution a forecaster lacks."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from megatron.core.tensor_parallel.layers import ColumnParallelLinear, RowParall
 from megageo.config import ModelConfig
 from megageo.model.conv import ShortConvolution
 from megageo.model.flops import forward_flops_per_token
-from megageo.model.forecaster import unsharded_forecaster
 from megageo.model.tokens import tokens_per_frame
 
 PARTS = {"input": "input projection", "backbone": "backbone", "head": "head"}
@@ -37,21 +38,26 @@ class ModelSummary:
         return forward_flops_per_token(config, self.matmul_params, self.conv_channels, seq_len, self.tokens_per_frame)
 
 
-def _part(name: str) -> str:
-    return {"input": "input", "blocks": "backbone", "head": "head"}[name.split(".", 1)[0]]
+MODULE_PARTS = {"input": "input", "noise_level": "input", "blocks": "backbone", "head": "head"}
+"""The part each top-level module counts in: a denoiser's noise-level embedding conditions its input."""
 
 
-def summarize(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: int) -> ModelSummary:
-    """Count the unsharded model (built at TP=1 without initialising its weights)."""
-    model = unsharded_forecaster(config, frame_shape, t_out)
+def part_of(name: str) -> str:
+    """The part (`PARTS`) of a parameter or module name of the model."""
+    return MODULE_PARTS[name.split(".", 1)[0]]
+
+
+def summarize(model: torch.nn.Module, config: ModelConfig, frame_shape: tuple[int, int, int]) -> ModelSummary:
+    """Count `model`, the TP=1 model of `config` built without initialising its weights
+    (`megageo.train.tasks.unsharded_model`, or `megageo.model.forecaster.unsharded_forecaster`)."""
     params = dict.fromkeys(PARTS, 0)
     for name, param in model.named_parameters():
-        params[_part(name)] += param.numel()
+        params[part_of(name)] += param.numel()
     matmul = dict.fromkeys(PARTS, 0)
     conv_channels = 0
     for name, module in model.named_modules():
         if isinstance(module, LINEAR_TYPES):
-            matmul[_part(name)] += module.weight.numel()
+            matmul[part_of(name)] += module.weight.numel()
         elif isinstance(module, ShortConvolution):
             conv_channels += module.weight.shape[0]
     return ModelSummary(params, matmul, conv_channels, tokens_per_frame(config, frame_shape))

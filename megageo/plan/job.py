@@ -83,18 +83,18 @@ class Job:
 
 def describe(config: Config, frames: int, frame_shape: tuple[int, int, int], micro_batch: int) -> Job:
     """Count the TP=1 model of `config` (built without initialising or touching its weights)."""
-    from megageo.model.forecaster import unsharded_forecaster
-    from megageo.model.summary import summarize
+    from megageo.model.summary import part_of, summarize
     from megageo.model.tokens import PatchGrid
     from megageo.parallel.partition import partition_of
+    from megageo.train.tasks import unsharded_model
 
     model_config = config.model
-    summary = summarize(model_config, frame_shape, config.data.t_out)
-    model = unsharded_forecaster(model_config, frame_shape, config.data.t_out)
+    model = unsharded_model(config, frame_shape)
+    summary = summarize(model, model_config, frame_shape)
     replicated = dict.fromkeys(summary.params, 0)
     for name, param in model.named_parameters():
         if partition_of(param) is None:
-            replicated[{"input": "input", "blocks": "backbone", "head": "head"}[name.split(".", 1)[0]]] += param.numel()
+            replicated[part_of(name)] += param.numel()
     largest = max(sum(p.numel() for p in module.parameters()) for module in
                   (model.input, model.head, *model.blocks))
     frame_bytes = 2 if getattr(config.data, "frames_dtype", "fp32") == "bf16" else 4

@@ -28,6 +28,7 @@ from megageo.train.engine import Layout, TrainEngine
 from megageo.train.metrics_log import MetricsLog, peak_memory_gb
 from megageo.train.objective import loss_weights
 from megageo.train.preemption import Preemption
+from megageo.train.tasks import unsharded_model
 
 
 def train(config: Config, resume: bool = False, stop_at: int | None = None) -> list[float]:
@@ -91,7 +92,7 @@ class Loop:
         self.config, self.engine, self.batches, self.val_batches, self.log = config, engine, batches, val_batches, log
         train = config.train
         self.frames_per_step = train.global_batch_size * config.data.t_in
-        summary = summarize(config.model, frame_shape, config.data.t_out)
+        summary = summarize(unsharded_model(config, frame_shape), config.model, frame_shape)
         forward = summary.flops_per_frame(config.model, config.data.t_in)
         self.flops_per_step_per_rank = 3 * forward * self.frames_per_step / world_size  # forward + 2x backward
         self.preemption = Preemption()

@@ -48,6 +48,14 @@ def task_for(config: Config) -> Task:
     return getattr(importlib.import_module(module), attribute)(config)
 
 
+def unsharded_model(config: Config, frame_shape: tuple[int, int, int]) -> torch.nn.Module:
+    """The TP=1 model of the config's task with uninitialised weights (shapes and partition declarations only):
+    what the conversion tools, `megageo plan` and the parameter counts read, with no process group."""
+    from megageo.model.forecaster import unsharded_context
+
+    return task_for(config).build(frame_shape, unsharded_context(config.model))
+
+
 class ForecastTask:
     """The seed paper's task: the window's T_out next frames by MSE (eq. 11), directly or by the model's rollout."""
 

@@ -18,11 +18,14 @@ def single_process_group():
     groups.initialize_single_process()
 
 
-def summary_of(path, t_out: int | None = None):
+def summary_of(path, t_out: int | None = None, overrides: tuple[str, ...] = ()):
+    """The config and the summary of its task's model (`megageo.da` registers the diffusion task)."""
+    import megageo.da.commands  # noqa: F401
     from megageo.model.summary import summarize
+    from megageo.train.tasks import unsharded_model
 
-    config = load_config(path, [f"data.t_out={t_out}"] if t_out else [])
-    return config, summarize(config.model, NCEP_FRAME, config.data.t_out)
+    config = load_config(path, [*overrides, *([f"data.t_out={t_out}"] if t_out else [])])
+    return config, summarize(unsharded_model(config, NCEP_FRAME), config.model, NCEP_FRAME)
 
 
 def test_transformer_340m_counts_by_hand() -> None:
@@ -42,6 +45,23 @@ def test_table2_configs_are_340m_within_ten_percent(mixer: str) -> None:
     assert 306e6 <= summary.total <= 374e6, f"{mixer}: {summary.total / 1e6:.1f}M"
 
 
+def test_340m_diffusion_prior_counts_by_hand() -> None:
+    """STORM's denoiser at Table 2's size: 24 global-linear blocks (q, k, v and an output gate in one projection,
+    the output projection, fla's SwiGLU, two block norms and the per-head output norm, a depthwise 3 × 3 × 3 grid
+    convolution), 4 × 4 patches with one position vector per patch of the 19 × 36 grid, the noise-level embedding
+    (two hidden × hidden linears with biases), and a head writing 8 features per value that its 3 × 3 convolution
+    turns into the patch's 16 values."""
+    _, summary = summary_of(CONFIG_DIR / "340m" / "diffusion.yaml")
+    hidden, ffn, layers, head_dim, patches, patch_values, features = 1024, 2816, 24, 256, 19 * 36, 16, 8
+    per_layer = 5 * hidden * hidden + 3 * hidden * ffn + 2 * hidden + head_dim + 27 * hidden
+    assert summary.params == {
+        "input": patch_values * hidden + hidden + patches * hidden + 2 * (hidden * hidden + hidden),
+        "backbone": layers * per_layer,
+        "head": hidden + hidden * patch_values * features + patch_values * features + features * 9 + 1,
+    }
+    assert 306e6 <= summary.total <= 374e6, f"{summary.total / 1e6:.1f}M"
+
+
 def test_transformer_flops_per_token_by_hand() -> None:
     config, summary = summary_of(CONFIG_DIR / "tiny" / "transformer.yaml")
     hidden, heads, head_dim, ffn, layers, seq = 256, 4, 64, 768, 2, 8
@@ -55,10 +75,7 @@ def test_transformer_flops_per_token_by_hand() -> None:
 def test_token_model_counts_and_flops_per_token_by_hand() -> None:
     """The tiny GLA over 4×4 patches: 19 × 36 = 684 tokens a frame (73 rows padded to 76), a 16-value patch
     embedding with one position vector per patch, the head writing T_out × 16 values per token of the last frame."""
-    from megageo.model.summary import summarize
-
-    config = load_config(CONFIG_DIR / "tiny" / "gla.yaml", ["model.tokens=patch", "model.patch_size=4"])
-    summary = summarize(config.model, NCEP_FRAME, config.data.t_out)
+    config, summary = summary_of(CONFIG_DIR / "tiny" / "gla.yaml", overrides=("model.tokens=patch", "model.patch_size=4"))
     hidden, t_out, tokens, layers = 256, config.data.t_out, 684, 2
     assert summary.tokens_per_frame == tokens
     assert summary.params["input"] == 16 * hidden + hidden + tokens * hidden

@@ -104,5 +104,13 @@ class Denoiser(torch.nn.Module):
 
 
 def noise_predictor(denoiser: Denoiser) -> NoisePredictor:
-    """The sampler's view of a trained denoiser: ε̂ in fp32, whatever the weights' precision."""
-    return lambda x, t: denoiser.preconditioning.noise(x, t, denoiser(x, t))
+    """The sampler's view of a trained denoiser: ε̂ in fp32 on the sampler's device, whatever the weights' precision
+    and device. The sampler's state stays where its generator draws (the CPU), so an ensemble is the same draw on
+    any machine; only the denoiser's inputs and output cross to its device, and autograd follows them back."""
+    device = next(denoiser.parameters()).device
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x_model, t_model = x.to(device), t.to(device)
+        return denoiser.preconditioning.noise(x_model, t_model, denoiser(x_model, t_model)).to(x.device)
+
+    return eps

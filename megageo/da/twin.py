@@ -59,8 +59,9 @@ class TwinSettings:
 
     def check(self) -> None:
         if self.cycles < 1 or self.burn_in < 0 or self.seeds < 1 or self.batch_cycles < 1 or self.tuning_cycles < 1:
-            raise MegageoError(f"twin needs cycles >= 1, burn_in >= 0, seeds >= 1; got {self.cycles}, "
-                               f"{self.burn_in}, {self.seeds}")
+            raise MegageoError(f"twin needs cycles >= 1, burn_in >= 0, seeds >= 1, batch cycles >= 1 and tuning "
+                               f"cycles >= 1; got {self.cycles}, {self.burn_in}, {self.seeds}, {self.batch_cycles}, "
+                               f"{self.tuning_cycles}")
         if self.filter_members < 2:
             raise MegageoError(f"twin needs at least 2 filter members, got {self.filter_members}")
         if not 0 < self.fraction <= 1 or self.noise <= 0 or (self.members is not None and self.members < 2):
@@ -135,8 +136,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     """`overrides` set the sampler (`diffusion.tau=0.05`, ...); the report records the sampler that ran."""
     from tqdm import tqdm
 
-    from megageo.convert.release import build_model
-    from megageo.da.analysis import Channels, load_diffusion_release
+    from megageo.da.analysis import Channels, load_diffusion_release, sampling_denoiser
     from megageo.da import scores
     from megageo.data.store import Store
 
@@ -157,7 +157,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     climatology = train_frames.mean(0)
     anomalies = train_frames[:, observed] - climatology[observed]
     error_std = settings.noise * float(np.sqrt(np.mean(anomalies**2)))
-    model = build_model(release)
+    model = sampling_denoiser(release)
     height, width = len(grid.lat), len(grid.lon)
     stations_count = max(1, round(settings.fraction * height * width))
 

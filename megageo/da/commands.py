@@ -25,8 +25,7 @@ def run_twin(args: argparse.Namespace) -> int:
 
     settings = TwinSettings(cycles=args.cycles, burn_in=args.burn_in, seeds=args.seeds, members=args.members,
                             fraction=args.fraction, noise=args.noise, mode=args.mode,
-                            filter_members=args.filter_members, tuning_cycles=args.tuning_cycles,
-                            batch_cycles=args.batch_cycles)
+                            filter_members=args.filter_members, tuning_cycles=args.tuning_cycles)
     report = run_twin_experiment(args.checkpoint, Path(args.out), settings, args.store, tuple(args.overrides))
     print(f"twin experiment report written to {report}")
     return 0
@@ -80,8 +79,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     twin.add_argument("--tuning-cycles", type=int, default=8,
                       help="scored cycles of the separate truth that tune the localisations and inflations")
     twin.add_argument("--store", default=None, help="store giving the grid and climatology (default: training's)")
-    twin.add_argument("--batch-cycles", type=int, default=4,
-                      help="cycles sampled in one pass (members x batch-cycles windows at once; fewer for a large "
-                      "prior on a GPU's memory)")
     add_sampler_overrides(twin)
     twin.set_defaults(func=run_twin)

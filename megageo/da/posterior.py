@@ -9,20 +9,32 @@ import torch
 from megageo.config import DiffusionConfig
 from megageo.da.denoiser import noise_predictor
 from megageo.da.guidance import GaussianGuidance, MomentMatchingGuidance, Observe
-from megageo.da.sde import VPSDE
+from megageo.da.sde import VPSDE, NoisePredictor
 
 
 def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape: tuple[int, ...],
                      observe: Observe | None, y: torch.Tensor | None, std: torch.Tensor | None,
                      generator: torch.Generator, progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """`shape[0]` members [N, L, C, H, W] of p(x | y), or of the prior p(x) when `observe` is None."""
+    """`shape[0]` windows [N, L, C, H, W] of p(x | y) (y [M] shared, or [N, M] each window's own), or of the prior
+    p(x) when `observe` is None. The denoiser sees at most `settings.max_windows` windows a pass: a window's guided
+    score involves only its own state and observations, so the draw is the same (MMPS's conjugate gradients then
+    run per pass rather than over the whole batch)."""
     sde = VPSDE(settings.eta)
     eps = noise_predictor(denoiser)
-    if observe is not None:
+
+    def guided(windows: slice) -> NoisePredictor:
+        if observe is None:
+            return eps
+        observed = y if y.dim() == 1 else y[windows]
         if settings.guidance == "mmps":
-            eps = MomentMatchingGuidance(eps, sde, y, observe, std, settings.cg_steps)
-        else:
-            eps = GaussianGuidance(eps, sde, y, observe, std, settings.gamma)
+            return MomentMatchingGuidance(eps, sde, observed, observe, std, settings.cg_steps)
+        return GaussianGuidance(eps, sde, observed, observe, std, settings.gamma)
+
+    def in_passes(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        size = settings.max_windows or len(x)
+        return torch.cat([guided(slice(start, start + size))(x[start : start + size], t)
+                          for start in range(0, len(x), size)])
+
     with torch.no_grad():
-        return sde.sample(eps, shape, settings.steps, settings.corrections, settings.tau, generator,
+        return sde.sample(in_passes, shape, settings.steps, settings.corrections, settings.tau, generator,
                           progress=progress)

@@ -115,6 +115,34 @@ def test_polaris_bench_job_outside_pbs(store, tmp_path) -> None:
     assert all(r["tokens_per_s"] > 0 for r in records)
 
 
+@pytest.mark.slow
+def test_polaris_da_twin_job_outside_pbs(tmp_path) -> None:
+    """The scale job at toy size: it writes its own store of two runs, trains the prior on two ranks, and runs the
+    twin on the result; resubmitted, it keeps the store and the report and resumes the finished prior instead of
+    starting over."""
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("localhost\n")
+    tiny_prior = {"train.steps": STEPS, "train.save_every": STEPS, "train.eval_every": 0, "data.t_in": 2,
+                  "train.global_batch_size": 2, "train.micro_batch_size": 1, "model.hidden_size": 16,
+                  "model.num_layers": 1, "model.mixer.num_heads": 2, "model.mixer.head_dim": 8}
+    env = launch_env(PBS_NODEFILE=str(nodefile), NRANKS_PER_NODE="2", NDEPTH="1", DA_DIR=str(tmp_path / "da"),
+                     RUNS="2", DAYS="4", CONFIG=str(REPO / "configs" / "tiny" / "diffusion.yaml"),
+                     MEGAGEO_ARGS=" ".join(f"--set={key}={value}" for key, value in tiny_prior.items()),
+                     TWIN_ARGS="--cycles 1 --seeds 1 --members 2 --burn-in 0 --filter-members 4 --tuning-cycles 1 "
+                               "--set diffusion.steps=2 --set diffusion.corrections=0")
+    output = run(["bash", str(REPO / "launch" / "polaris" / "da_twin.pbs")], env)
+    prior = tmp_path / "da" / "prior" / "checkpoints"
+    metadata = json.loads((prior / f"step{STEPS:08d}" / "megageo.json").read_text())
+    assert metadata["layout"] == {"tp": 1, "cp": 1, "pp": 1, "dp": 2, "zero_stage": 0}
+    report = json.loads((tmp_path / "da" / "twin" / "twin.json").read_text())
+    assert list(report["methods"]) == ["generative", "letkf", "enkf", "oi", "free", "prior", "climatology"], output
+    kept = (tmp_path / "da" / "runs.h5", tmp_path / "da" / "twin" / "twin.json")
+    written = {path: path.stat().st_mtime_ns for path in kept}
+    rerun = run(["bash", str(REPO / "launch" / "polaris" / "da_twin.pbs")], env)
+    assert {path: path.stat().st_mtime_ns for path in written} == written
+    assert "hgt.1979.nc" not in rerun and (prior / "latest").read_text() == f"step{STEPS:08d}", rerun[-4000:]
+
+
 @pytest.fixture
 def loopback_sshd(tmp_path) -> Iterator[Path]:
     """An sshd on 127.0.0.1 accepting a throwaway key, and an `ssh` on PATH that uses it (pdsh and DeepSpeed's

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from megageo.config import SAMPLER_KEYS
 from megageo.train.tasks import register_task
 
 register_task("diffusion", "megageo.da.task:DiffusionTask")
@@ -33,8 +34,7 @@ def run_twin(args: argparse.Namespace) -> int:
 
 def add_sampler_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="diffusion.KEY=VALUE",
-                        help="override the checkpoint's sampler setting (steps, corrections, tau, guidance, gamma, "
-                        "cg_steps, members); repeatable")
+                        help=f"override the checkpoint's sampler setting ({', '.join(SAMPLER_KEYS)}); repeatable")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,8 +17,10 @@ the geopotential.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +30,20 @@ from megageo.da.localisation import gaspari_cohn, great_circle_km
 
 if TYPE_CHECKING:
     from megageo.data.synth import ShallowWaterModel
+
+def import_dapper(module: str) -> ModuleType:
+    """DAPPER's `module`, imported without its side effect on this process: `dapper.tools.multiproc` caps every
+    thread pool at one thread on import (`threadpoolctl.threadpool_limits(1)`, meant for its worker processes), which
+    left torch on one thread for the rest of `megageo da twin` and doubled the generative sampler's time after the
+    baselines had run. The pools' thread counts from before the import are set back."""
+    import threadpoolctl
+
+    before = {pool["user_api"]: pool["num_threads"] for pool in threadpoolctl.threadpool_info()}
+    try:
+        return importlib.import_module(module)
+    finally:
+        threadpoolctl.threadpool_limits(before)
+
 
 POINTS_PER_BATCH = 1024
 """Grid points whose N × N transforms are formed at once (bounds the [points, N, stations] intermediate)."""
@@ -75,8 +91,8 @@ def enkf_analysis(members: torch.Tensor, observed: torch.Tensor, observations: t
                   inflation: float) -> torch.Tensor:
     """DAPPER's square-root EnKF (symmetric ETKF, no localisation) of members [N, P, V], the prior anomalies in
     state and observation space inflated by √inflation first (DAPPER's own `post_process` inflation)."""
-    from dapper.da_methods.ensemble import EnKF_analysis
-    from dapper.tools.randvars import GaussRV
+    EnKF_analysis = import_dapper("dapper.da_methods.ensemble").EnKF_analysis
+    GaussRV = import_dapper("dapper.tools.randvars").GaussRV
 
     def inflate(ensemble: np.ndarray) -> np.ndarray:
         return ensemble.mean(0) + inflation**0.5 * (ensemble - ensemble.mean(0))

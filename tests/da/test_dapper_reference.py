@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from megageo.da.ensemble_filters import import_dapper
+
 
 @pytest.mark.slow
 def test_dapper_enkf_reproduces_sakov2008_on_lorenz96() -> None:
-    import dapper.da_methods as da
-    from dapper.mods.Lorenz96.sakov2008 import HMM
-
-    HMM = HMM.copy()
+    da = import_dapper("dapper.da_methods")
+    HMM = import_dapper("dapper.mods.Lorenz96.sakov2008").HMM.copy()
     HMM.tseq.Ko = 2000  # 100 model time units (Sakov ran 1.5e4); seeds 3000, 1, 2 give 0.186, 0.198, 0.175
     np.random.seed(3000)
     truth, observations = HMM.simulate()

@@ -3,16 +3,19 @@ analysis is the global ETKF's with that point's tapered error variances σ²/w, 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from megageo.da.ensemble_filters import enkf_analysis, letkf_analysis
+from megageo.da.ensemble_filters import enkf_analysis, import_dapper, letkf_analysis
 
 
 def _dapper_sqrt(members: np.ndarray, observed: np.ndarray, y: np.ndarray, variances: np.ndarray) -> np.ndarray:
-    from dapper.da_methods.ensemble import EnKF_analysis
-    from dapper.tools.randvars import GaussRV
+    EnKF_analysis = import_dapper("dapper.da_methods.ensemble").EnKF_analysis
+    GaussRV = import_dapper("dapper.tools.randvars").GaussRV
 
     return EnKF_analysis(members, observed, GaussRV(C=np.diag(variances)), y, "Sqrt")
 
@@ -67,3 +70,14 @@ def test_the_global_enkf_is_the_untapered_letkf_at_the_same_inflation(problem) -
     untapered = torch.ones(prior.shape[1], len(y), dtype=torch.float64)
     letkf = letkf_analysis(prior, observed, y, 0.5, untapered, inflation=1.3)
     torch.testing.assert_close(enkf_analysis(prior, observed, y, 0.5, inflation=1.3), letkf, rtol=0, atol=1e-12)
+
+
+def test_importing_dapper_keeps_the_process_thread_pools() -> None:
+    """In a fresh process (DAPPER not imported yet) whose torch has run a parallel op: a plain import of DAPPER
+    leaves torch on one thread (the oracle that this test can fail), `import_dapper` keeps the two it had."""
+    probe = ("import torch; from megageo.da.ensemble_filters import import_dapper; torch.set_num_threads(2); "
+             "torch.ones(512, 512) @ torch.ones(512, 512); import_dapper('{module}'); "
+             "import dapper.da_methods.ensemble; print(torch.get_num_threads())")
+    threads = [subprocess.run([sys.executable, "-c", probe.format(module=module)], capture_output=True, text=True,
+                              check=True).stdout.split()[-1] for module in ("dapper.da_methods.ensemble", "json")]
+    assert threads == ["2", "1"]

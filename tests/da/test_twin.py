@@ -45,7 +45,7 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     assert rmse["letkf"] < 0.7 * rmse["free"] and rmse["enkf"] < rmse["free"]  # the filters see them too
     assert sum(report["rank_histogram"]) == 2 * 73 * 144 and len(report["rank_histogram"]) == 3
     markdown = (out / "report.md").read_text()
-    assert "Sampler: edm denoiser, 2 steps, 0 corrector(s) at τ = 0.05, mmps guidance (1 CG step(s))." in markdown
+    assert "Sampler: edm denoiser, 2 steps, 0 corrector(s) at τ = 0.1, gaussian guidance (γ = 0.01)." in markdown
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)
         assert row and float(row[1]) == round(values["rmse"]["mean"], 1)

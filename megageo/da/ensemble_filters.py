@@ -31,6 +31,7 @@ from megageo.da.localisation import gaspari_cohn, great_circle_km
 if TYPE_CHECKING:
     from megageo.data.synth import ShallowWaterModel
 
+
 def import_dapper(module: str) -> ModuleType:
     """DAPPER's `module`, imported without its side effect on this process: `dapper.tools.multiproc` caps every
     thread pool at one thread on import (`threadpoolctl.threadpool_limits(1)`, meant for its worker processes), which

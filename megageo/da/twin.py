@@ -10,6 +10,8 @@ Methods, each analysing the state at every scored cycle's analysis time:
 - OI: optimal interpolation of the analysis time's observations onto the climatological mean, with the training
   split's sample covariance as B, Gaspari–Cohn localised over great-circle distance (the radius tuned on a
   separate truth); its analysis variance gives a Gaussian spread and CRPS.
+- window OI: the same of the generative window's observations, B the covariance of the training split's windows:
+  the generative method with a Gaussian prior in place of the learned one, so the two differ by the prior alone.
 - prior: members of the learned prior without observations (what the model knows before it sees any).
 - climatology: the training split's mean and per-point standard deviation.
 """
@@ -70,24 +72,41 @@ class TwinSettings:
 
 
 class OptimalInterpolation:
-    """x_a = x_b + K (y − H x_b), K = ρ∘(B Hᵀ) (ρ∘(H B Hᵀ) + R)⁻¹, B the anomalies' sample covariance."""
+    """x_a = x_b + K (y − H x_b), K = ρ∘(B Hᵀ) (ρ∘(H B Hᵀ) + R)⁻¹, B the sample covariance of training windows of
+    L frames, ρ a Gaspari–Cohn taper over great-circle distance (not over time lag). y holds every frame's
+    stations and the analysis is frame `target`'s. With L = 1 this is OI of one time's observations; with the
+    generative method's window it is that method's Gaussian counterpart: the same observations, a climatological
+    Gaussian prior over the window instead of the learned one."""
 
-    def __init__(self, background: np.ndarray, anomalies: np.ndarray, stations: np.ndarray, lat: np.ndarray,
-                 lon: np.ndarray, error_std: float, half_width_km: float):
+    def __init__(self, background: np.ndarray, windows: np.ndarray, stations: np.ndarray, lat: np.ndarray,
+                 lon: np.ndarray, error_std: float, half_width_km: float, target: int = -1):
+        """`background` [H, W] for every frame, `windows` [S, L, H, W] training anomalies."""
+        from scipy.linalg import cho_factor, solve_triangular
+
         points_lat, points_lon = np.repeat(lat, len(lon)), np.tile(lon, len(lat))
-        distance = great_circle_km(points_lat, points_lon, points_lat[stations], points_lon[stations])
-        anomalies = anomalies.reshape(len(anomalies), -1)
-        anomalies = anomalies - anomalies.mean(0)  # B is their sample covariance
-        cross = anomalies.T @ anomalies[:, stations] / (len(anomalies) - 1) * gaspari_cohn(distance, half_width_km)
-        innovation_cov = cross[stations] + error_std**2 * np.eye(len(stations))
-        self.gain = np.linalg.solve(innovation_cov, cross.T).T
-        variance = anomalies.var(0, ddof=1) - (self.gain * cross).sum(1)
+        taper = gaspari_cohn(great_circle_km(points_lat, points_lon, points_lat[stations], points_lon[stations]),
+                             half_width_km)
+        frames = windows.shape[1]
+        windows = windows.reshape(*windows.shape[:2], -1)
+        windows = windows - windows.mean(0)  # B is their sample covariance
+        observed = windows[:, :, stations].reshape(len(windows), -1)
+        analysed = windows[:, target]
+        self.cross = analysed.T @ observed / (len(windows) - 1) * np.tile(taper, frames)
+        innovation_cov = (observed.T @ observed / (len(windows) - 1) * np.tile(taper[stations], (frames, frames))
+                          + error_std**2 * np.eye(observed.shape[1]))
+        self.factor = cho_factor(innovation_cov, lower=True)
+        whitened = solve_triangular(self.factor[0], self.cross.T, lower=True)  # diag(C Σ⁻¹ Cᵀ) sums its squares
+        variance = analysed.var(0, ddof=1) - np.square(whitened).sum(0)
         self.std = np.sqrt(np.clip(variance, 1e-12, None)).reshape(background.shape)
         self.background, self.stations = background, stations
 
     def analyse(self, y: np.ndarray) -> np.ndarray:
+        """`y` [L, M]: the window's observations, frame by frame."""
+        from scipy.linalg import cho_solve
+
         flat = self.background.ravel()
-        return (flat + self.gain @ (y - flat[self.stations])).reshape(self.background.shape)
+        innovation = (y - flat[self.stations]).ravel()
+        return (flat + self.cross @ cho_solve(self.factor, innovation)).reshape(self.background.shape)
 
 
 def sw_grid_indices(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,13 +175,15 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     train_frames = training_frames(grid, channels)
     climatology = train_frames.mean(0)
     anomalies = train_frames[:, observed] - climatology[observed]
+    training_windows = np.stack([anomalies[start : start + window]
+                                 for start in grid.window_starts(0, grid.train_end, window)])
     error_std = settings.noise * float(np.sqrt(np.mean(anomalies**2)))
     model = sampling_denoiser(release)
     height, width = len(grid.lat), len(grid.lon)
     stations_count = max(1, round(settings.fraction * height * width))
 
-    def experiment(seed: int, cycles: int, radii: tuple[float, ...], letkf: tuple[tuple[float, float], ...],
-                   enkf: tuple[float, ...], generative: bool) -> dict[str, Any]:
+    def experiment(seed: int, cycles: int, radii: dict[str, tuple[float, ...]],
+                   letkf: tuple[tuple[float, float], ...], enkf: tuple[float, ...], generative: bool) -> dict[str, Any]:
         from megageo.da.ensemble_filters import (ShallowWaterEnsemble, cycle, enkf_analysis, initial_ensemble,
                                                  letkf_analysis)
         from megageo.data.synth import LEVEL_CLIMATOLOGY
@@ -176,13 +197,18 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         times = settings.burn_in + before + np.arange(cycles)
         truths = truth[times, observed]
         results: dict[str, Any] = {}
-        for radius in radii:
-            oi = OptimalInterpolation(climatology[observed], anomalies, stations, grid.lat, grid.lon, error_std, radius)
-            results[f"oi_{radius:g}"] = MethodScores(*zip(*[
-                (scores.ensemble_rmse(oi.analyse(observations[t])[None], truth[t, observed], grid.lat),
-                 scores.gaussian_spread(oi.std, grid.lat),
-                 scores.gaussian_crps(oi.analyse(observations[t]), oi.std, truth[t, observed], grid.lat))
-                for t in times]))
+        climates = {"oi": (anomalies[:, None], 0), "window_oi": (training_windows, before)}
+        for method, method_radii in radii.items():
+            climate, target = climates[method]
+            for radius in method_radii:
+                oi = OptimalInterpolation(climatology[observed], climate, stations, grid.lat, grid.lon, error_std,
+                                          radius, target)
+                interpolated = [oi.analyse(observations[t - target : t - target + climate.shape[1]]) for t in times]
+                results[f"{method}_{radius:g}"] = MethodScores(*zip(*[
+                    (scores.ensemble_rmse(analysis[None], truth[t, observed], grid.lat),
+                     scores.gaussian_spread(oi.std, grid.lat),
+                     scores.gaussian_crps(analysis, oi.std, truth[t, observed], grid.lat))
+                    for analysis, t in zip(interpolated, times)]))
 
         level_climatology = LEVEL_CLIMATOLOGY[int(channels.levels[observed])]
         ensemble = ShallowWaterEnsemble(sw_model, rows, cols, stations, *level_climatology)
@@ -233,25 +259,29 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         results["truth_example"] = (truth[times[-1], observed], np.concatenate(analyses)[-1].mean(0), stations)
         return results
 
-    tuning = experiment(TUNING_SEED, settings.tuning_cycles, LOCALISATION_RADII_KM, LETKF_CHOICES, ENKF_INFLATIONS,
-                        generative=False)
+    tuning = experiment(TUNING_SEED, settings.tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM),
+                        LETKF_CHOICES, ENKF_INFLATIONS, generative=False)
     tuned = {key: value.summary(None)["rmse"] for key, value in tuning.items()}
-    radius = min(LOCALISATION_RADII_KM, key=lambda r: tuned[f"oi_{r:g}"])
+    radius = {method: min(LOCALISATION_RADII_KM, key=lambda r: tuned[f"{method}_{r:g}"])
+              for method in INTERPOLATIONS}
     letkf = min(LETKF_CHOICES, key=lambda choice: tuned[letkf_key(*choice)])
     inflation = min(ENKF_INFLATIONS, key=lambda i: tuned[f"enkf_{i:g}"])
-    runs = [experiment(seed, settings.cycles, (radius,), (letkf,), (inflation,), generative=True)
-            for seed in range(settings.seeds)]
+    runs = [experiment(seed, settings.cycles, {method: (radius[method],) for method in INTERPOLATIONS}, (letkf,),
+                       (inflation,), generative=True) for seed in range(settings.seeds)]
     for run in runs:
-        run["oi"], run["letkf"], run["enkf"] = (run.pop(f"oi_{radius:g}"), run.pop(letkf_key(*letkf)),
-                                                run.pop(f"enkf_{inflation:g}"))
+        for method in INTERPOLATIONS:
+            run[method] = run.pop(f"{method}_{radius[method]:g}")
+        run["letkf"], run["enkf"] = run.pop(letkf_key(*letkf)), run.pop(f"enkf_{inflation:g}")
     summary = summarise(runs, {"generative": members, "prior": members, "letkf": settings.filter_members,
                                "enkf": settings.filter_members, "free": settings.filter_members})
     report = {"settings": {**asdict(settings), "members": members, "stations": stations_count, "grid": [height, width],
                            "error_std_m": error_std, "window": window, "checkpoint": str(checkpoint),
                            "step": release.step, "sampler": asdict(config.diffusion)},
-              "tuned": {"oi_half_width_km": radius, "letkf_half_width_km": letkf[0], "letkf_inflation": letkf[1],
+              "tuned": {**{f"{method}_half_width_km": radius[method] for method in INTERPOLATIONS},
+                        "letkf_half_width_km": letkf[0], "letkf_inflation": letkf[1],
                         "enkf_inflation": inflation},
-              "tuning_rmse": {"oi": {f"{r:g} km": tuned[f"oi_{r:g}"] for r in LOCALISATION_RADII_KM},
+              "tuning_rmse": {**{method: {f"{r:g} km": tuned[f"{method}_{r:g}"] for r in LOCALISATION_RADII_KM}
+                                 for method in INTERPOLATIONS},
                               "letkf": {f"{w:g} km, {i:g}": tuned[letkf_key(w, i)] for w, i in LETKF_CHOICES},
                               "enkf": {f"{i:g}": tuned[f"enkf_{i:g}"] for i in ENKF_INFLATIONS}},
               "methods": summary,
@@ -305,7 +335,9 @@ def ensemble_scores(members: np.ndarray, truths: np.ndarray, lat: np.ndarray) ->
                         np.sum([scores.rank_histogram(m, t) for m, t in zip(per_cycle, truths)], axis=0).tolist())
 
 
-METHODS = ("generative", "letkf", "enkf", "oi", "free", "prior", "climatology")
+METHODS = ("generative", "letkf", "enkf", "oi", "window_oi", "free", "prior", "climatology")
+INTERPOLATIONS = ("oi", "window_oi")
+"""The Gaussian analyses (`OptimalInterpolation`): of the analysis time's stations, and of the generative window's."""
 
 
 def letkf_key(half_width_km: float, inflation: float) -> str:
@@ -363,10 +395,13 @@ def twin_markdown(report: dict[str, Any]) -> str:
         f"Baselines: LETKF (Gaspari–Cohn localisation over great-circle distance; its local analysis is DAPPER's "
         f"square-root EnKF's, tested) and DAPPER's square-root EnKF (global), N = {s['filter_members']}, both cycling "
         "with the truth's own shallow-water model from a climatological ensemble (a perfect model); free: that "
-        "ensemble without analyses; OI on the climatological mean with the training split's covariance.",
+        "ensemble without analyses; OI on the climatological mean with the training split's covariance; window OI "
+        "the same of every observation in the generative window, with the training windows' covariance (the "
+        "generative method with a Gaussian prior).",
         "",
         f"Tuned on a separate truth ({s['tuning_cycles']} cycles after the same burn-in), analysis RMSE: OI half-width "
-        f"{listed(tuning['oi'])} → {tuned['oi_half_width_km']:g} km; LETKF half-width and inflation "
+        f"{listed(tuning['oi'])} → {tuned['oi_half_width_km']:g} km; window OI half-width "
+        f"{listed(tuning['window_oi'])} → {tuned['window_oi_half_width_km']:g} km; LETKF half-width and inflation "
         f"{listed(tuning['letkf'])} → {tuned['letkf_half_width_km']:g} km, {tuned['letkf_inflation']:g}; EnKF "
         f"inflation {listed(tuning['enkf'])} → {tuned['enkf_inflation']:g}.",
         "",
@@ -378,7 +413,7 @@ def twin_markdown(report: dict[str, Any]) -> str:
                  else f"{values[key]['mean']:.2f} ± {values[key]['std']:.2f}" for key in ("rmse", "spread", "spread_skill", "crps")]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± std over seeds; latitude-weighted; spread-skill with the √((N+1)/N) correction for "
-              "ensembles; OI and climatology are Gaussian (their CRPS in closed form).", "",
+              "ensembles; OI, window OI and climatology are Gaussian (their CRPS in closed form).", "",
               "How the sampled states move and how rough they are, beside the truth's (mean over seeds): the rms "
               "6-hour change within a window (the generative one over its sampled windows) and the rms difference "
               "between zonal neighbours (its analyses).", "",

@@ -65,13 +65,11 @@ class WindowDataset(Dataset):
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)  # [C] or [C, H, W]; [C]
         span = t_in + t_out
         first, end = (0, self.store.train_end) if split == "train" else (self.store.train_end, len(self.store))
-        starts = np.arange(first, end - span + 1, stride)
-        gaps = self.store.gaps()
-        self.starts = starts[~np.isin(starts, (gaps[:, None] - np.arange(span - 1)).ravel())]
+        self.starts = self.store.window_starts(first, end, span, stride)
         if self.starts.size == 0:
             raise MegageoError(
                 f"{self.store.path}: the {split} split (frames {first}..{end - 1}) has no window of "
-                f"{t_in} + {t_out} frames{' between its gaps' if gaps.size else ''}"
+                f"{t_in} + {t_out} frames{' between its gaps' if self.store.gaps().size else ''}"
             )
 
     def __len__(self) -> int:

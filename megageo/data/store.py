@@ -109,6 +109,12 @@ class Store:
         separate runs in a store built with gaps allowed. No window spans one."""
         return np.flatnonzero(is_gap(self.steps(), self.regular_step()))
 
+    def window_starts(self, first: int, end: int, span: int, stride: int = 1) -> np.ndarray:
+        """Starts of the windows of `span` consecutive frames within frames [first, end), every `stride`, that
+        cross no gap."""
+        starts = np.arange(first, end - span + 1, stride)
+        return starts[~np.isin(starts, (self.gaps()[:, None] - np.arange(span - 1)).ravel())]
+
     def first_irregular_step(self) -> int | None:
         """Index i of the first step time[i + 1] - time[i] that is neither the regular step nor a gap, or None.
         Differences under 3.6 s count as equal: float32 time axes in days round that much."""

@@ -63,12 +63,31 @@ def test_optimal_interpolation_without_localisation_is_the_kalman_analysis() -> 
     lat, lon = np.array([30.0, 0.0]), np.array([0.0, 90.0, 180.0])
     anomalies = rng.normal(size=(50, 2, 3)) @ np.diag([1.0, 2.0, 0.5])
     background, stations, error_std = rng.normal(size=(2, 3)), np.array([1, 4]), 0.3
-    oi = OptimalInterpolation(background, anomalies, stations, lat, lon, error_std, half_width_km=1e9)
+    oi = OptimalInterpolation(background, anomalies[:, None], stations, lat, lon, error_std, half_width_km=1e9)
     flat = anomalies.reshape(50, -1)
     b = np.cov(flat.T)
     h = np.eye(6)[stations]
     gain = b @ h.T @ np.linalg.inv(h @ b @ h.T + error_std**2 * np.eye(2))
     y = np.array([0.5, -1.0])
     expected = background.ravel() + gain @ (y - h @ background.ravel())
-    np.testing.assert_allclose(oi.analyse(y).ravel(), expected, rtol=1e-9)
+    np.testing.assert_allclose(oi.analyse(y[None]).ravel(), expected, rtol=1e-9)
     np.testing.assert_allclose(oi.std.ravel() ** 2, np.diag((np.eye(6) - gain @ h) @ b), rtol=1e-6)
+
+
+def test_window_optimal_interpolation_is_the_kalman_analysis_of_the_window_state() -> None:
+    """Three frames of a 2 x 3 grid, stations observed in every frame, the middle frame analysed: without
+    localisation, the Kalman update of the whole window state (B the windows' sample covariance), restricted to
+    that frame."""
+    rng = np.random.default_rng(2)
+    lat, lon = np.array([30.0, 0.0]), np.array([0.0, 90.0, 180.0])
+    windows = rng.normal(size=(80, 3, 2, 3)).cumsum(1)  # frames correlated in time, as a window's are
+    background, stations, error_std = rng.normal(size=(2, 3)), np.array([0, 5]), 0.4
+    oi = OptimalInterpolation(background, windows, stations, lat, lon, error_std, half_width_km=1e9, target=1)
+    b = np.cov(windows.reshape(80, -1).T)
+    h = np.eye(18)[[frame * 6 + station for frame in range(3) for station in stations]]
+    gain = b @ h.T @ np.linalg.inv(h @ b @ h.T + error_std**2 * np.eye(6))
+    y = rng.normal(size=(3, 2))
+    state = np.tile(background.ravel(), 3)
+    analysis = state + gain @ (y.ravel() - h @ state)
+    np.testing.assert_allclose(oi.analyse(y).ravel(), analysis[6:12], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(oi.std.ravel() ** 2, np.diag((np.eye(18) - gain @ h) @ b)[6:12], rtol=1e-6)

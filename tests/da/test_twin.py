@@ -31,15 +31,16 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     report = json.loads((out / "twin.json").read_text())
     assert report["settings"]["stations"] == round(0.1 * 73 * 144) and report["settings"]["grid"] == [73, 144]
     tuning, tuned = report["tuning_rmse"], report["tuned"]
-    assert list(tuning["oi"]) == ["1000 km", "2000 km", "4000 km", "8000 km"]
+    assert list(tuning["oi"]) == list(tuning["window_oi"]) == ["1000 km", "2000 km", "4000 km", "8000 km"]
     assert list(tuning["letkf"]) == ["1000 km, 1.05", "1000 km, 1.1", "1500 km, 1.05", "1500 km, 1.1"]
     assert list(tuning["enkf"]) == ["1.1", "1.3", "1.6"]
-    assert f"{tuned['oi_half_width_km']:g} km" == min(tuning["oi"], key=tuning["oi"].get)
+    for method in ("oi", "window_oi"):
+        assert f"{tuned[f'{method}_half_width_km']:g} km" == min(tuning[method], key=tuning[method].get)
     assert f"{tuned['letkf_half_width_km']:g} km, {tuned['letkf_inflation']:g}" == min(tuning["letkf"],
                                                                                         key=tuning["letkf"].get)
     assert f"{tuned['enkf_inflation']:g}" == min(tuning["enkf"], key=tuning["enkf"].get)
     methods = report["methods"]
-    assert list(methods) == ["generative", "letkf", "enkf", "oi", "free", "prior", "climatology"]
+    assert list(methods) == ["generative", "letkf", "enkf", "oi", "window_oi", "free", "prior", "climatology"]
     rmse = {method: values["rmse"]["mean"] for method, values in methods.items()}
     assert rmse["oi"] < rmse["climatology"]  # 1,051 stations help
     assert rmse["letkf"] < 0.7 * rmse["free"] and rmse["enkf"] < rmse["free"]  # the filters see them too

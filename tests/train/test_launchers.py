@@ -135,7 +135,8 @@ def test_polaris_da_twin_job_outside_pbs(tmp_path) -> None:
     metadata = json.loads((prior / f"step{STEPS:08d}" / "megageo.json").read_text())
     assert metadata["layout"] == {"tp": 1, "cp": 1, "pp": 1, "dp": 2, "zero_stage": 0}
     report = json.loads((tmp_path / "da" / "twin" / "twin.json").read_text())
-    assert list(report["methods"]) == ["generative", "letkf", "enkf", "oi", "free", "prior", "climatology"], output
+    assert list(report["methods"]) == ["generative", "letkf", "enkf", "oi", "window_oi", "free", "prior",
+                                       "climatology"], output
     kept = (tmp_path / "da" / "runs.h5", tmp_path / "da" / "twin" / "twin.json")
     written = {path: path.stat().st_mtime_ns for path in kept}
     rerun = run(["bash", str(REPO / "launch" / "polaris" / "da_twin.pbs")], env)

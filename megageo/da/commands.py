@@ -62,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     twin = commands.add_parser(
         "twin", help="twin experiment: a hidden truth, sparse observations, the generative analysis against baselines",
         description="Run a shallow-water truth the model never saw, observe a fixed random fraction of its grid points "
-        "(10% by default) every 6 h, assimilate with the checkpoint and with the baselines, and write report.md, "
-        "twin.json and figures.")
+        "(10% by default) every 6 h, assimilate with the checkpoint and with the baselines (LETKF, EnKF, OI, "
+        "window OI, the free-running ensemble, climatology), and write report.md, twin.json and figures.")
     twin.add_argument("checkpoint")
     twin.add_argument("--out", required=True, help="folder for the report")
     twin.add_argument("--cycles", type=int, default=100, help="scored analysis cycles (6-hourly)")

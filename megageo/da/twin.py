@@ -448,18 +448,19 @@ def plot_twin(run: dict[str, Any], report: dict[str, Any], lat: np.ndarray, lon:
         figure.savefig(temporary, format="png", dpi=110)
     plt.close(figure)
     truth, analysis, stations = run["truth_example"]
+    station_lon, station_lat = lon[stations % len(lon)], lat[stations // len(lon)]
     figure, axes = plt.subplots(1, 3, figsize=(16, 3.6), layout="constrained")
     limits = dict(vmin=float(truth.min()), vmax=float(truth.max()))
     for axis, field, title in ((axes[0], truth, "truth"), (axes[1], analysis, "generative analysis mean")):
         image = axis.pcolormesh(lon, lat, field, shading="nearest", **limits)
         axis.set(title=f"{title}, last cycle", xlabel="lon", ylabel="lat")
-    axes[0].scatter(lon[stations % len(lon)], lat[stations // len(lon)], s=1, c="k")
+    axes[0].scatter(station_lon, station_lat, s=1, c="k")
     figure.colorbar(image, ax=axes[:2], label="Z500 (m)")
     # The error beside the stations shows where the analysis is unconstrained: between them, not at them.
     error = analysis - truth
     reach = float(np.abs(error).max())
     image = axes[2].pcolormesh(lon, lat, error, shading="nearest", cmap="RdBu_r", vmin=-reach, vmax=reach)
-    axes[2].scatter(lon[stations % len(lon)], lat[stations // len(lon)], s=0.5, c="k")
+    axes[2].scatter(station_lon, station_lat, s=0.5, c="k")
     axes[2].set(title="analysis mean − truth, stations", xlabel="lon", ylabel="lat")
     figure.colorbar(image, ax=axes[2], label="error (m)")
     with atomic_path(out_dir / "twin_maps.png") as temporary:

@@ -32,7 +32,8 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     assert report["settings"]["stations"] == round(0.1 * 73 * 144) and report["settings"]["grid"] == [73, 144]
     tuning, tuned = report["tuning_rmse"], report["tuned"]
     assert list(tuning["oi"]) == list(tuning["window_oi"]) == ["1000 km", "2000 km", "4000 km", "8000 km"]
-    assert list(tuning["letkf"]) == ["1000 km, 1.05", "1000 km, 1.1", "1500 km, 1.05", "1500 km, 1.1"]
+    assert list(tuning["letkf"]) == [f"{width} km, {inflation}" for width in (1000, 1500, 2000)
+                                     for inflation in (1.1, 1.25, 1.5)]
     assert list(tuning["enkf"]) == ["1.1", "1.3", "1.6"]
     for method in ("oi", "window_oi"):
         assert f"{tuned[f'{method}_half_width_km']:g} km" == min(tuning[method], key=tuning[method].get)

@@ -76,8 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="observation error std as a fraction of the field's anomaly std")
     twin.add_argument("--mode", default="filter", choices=("filter", "smooth"))
     twin.add_argument("--filter-members", type=int, default=20, help="LETKF, EnKF and free-run ensemble size")
-    twin.add_argument("--tuning-cycles", type=int, default=8,
-                      help="scored cycles of the separate truth that tune the localisations and inflations")
+    twin.add_argument("--tuning-cycles", type=int, default=None,
+                      help="scored cycles of the separate truth that tune the localisations and inflations "
+                           "(default: --cycles; a shorter run favours inflations that diverge later)")
     twin.add_argument("--store", default=None, help="store giving the grid and climatology (default: training's)")
     add_sampler_overrides(twin)
     twin.set_defaults(func=run_twin)

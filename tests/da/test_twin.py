@@ -26,14 +26,15 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
                  *(f"--set={key}={value}" for key, value in settings.items())]) == 0
     out = tmp_path / "twin"
     assert main(["da", "twin", str(tmp_path / "run"), "--out", str(out), "--cycles", "2", "--seeds", "1",
-                 "--members", "2", "--burn-in", "0", "--filter-members", "4", "--tuning-cycles", "1",
+                 "--members", "2", "--burn-in", "0", "--filter-members", "4",
                  "--set", "diffusion.steps=2", "--set", "diffusion.corrections=0"]) == 0
     report = json.loads((out / "twin.json").read_text())
     assert report["settings"]["stations"] == round(0.1 * 73 * 144) and report["settings"]["grid"] == [73, 144]
     tuning, tuned = report["tuning_rmse"], report["tuned"]
+    assert report["settings"]["tuning_cycles"] == 2  # by default the tuning truth runs as long as the scored ones
     assert list(tuning["oi"]) == list(tuning["window_oi"]) == ["1000 km", "2000 km", "4000 km", "8000 km"]
-    assert list(tuning["letkf"]) == [f"{width} km, {inflation}" for width in (1000, 1500, 2000)
-                                     for inflation in (1.1, 1.25, 1.5)]
+    assert list(tuning["letkf"]) == [f"{width} km, {inflation}" for width in (1500, 2500, 3500)
+                                     for inflation in (1.05, 1.1, 1.25)]
     assert list(tuning["enkf"]) == ["1.1", "1.3", "1.6"]
     for method in ("oi", "window_oi"):
         assert f"{tuned[f'{method}_half_width_km']:g} km" == min(tuning[method], key=tuning[method].get)
@@ -47,6 +48,7 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     assert rmse["letkf"] < 0.7 * rmse["free"] and rmse["enkf"] < rmse["free"]  # the filters see them too
     assert sum(report["rank_histogram"]) == 2 * 73 * 144 and len(report["rank_histogram"]) == 3
     markdown = (out / "report.md").read_text()
+    assert "Tuned on a separate truth (2 cycles after the same burn-in)" in markdown
     assert "Sampler: edm denoiser, 2 steps, 0 corrector(s) at τ = 0.1, gaussian guidance (γ = 0.01)." in markdown
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)

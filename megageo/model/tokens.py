@@ -7,9 +7,11 @@
   with every mixer; the Transformer also rotates by (frame, row, col) (`megageo.model.rope`).
 - `PatchHead` (the `head` stage): the last frame's P tokens → T_out frames of patches → the grid.
 
-The 73 latitudes of the NCEP grid (poles included) are not a multiple of a patch: the grid is padded at the
-south by repeating the south-pole row (which is one point, so the padding adds no new information) up to the next
-multiple of p, and the head's output is cropped back to the grid's rows. Longitudes must divide by p (144 divides
+The 73 latitudes of the NCEP grid (poles included) are not a multiple of a patch: the grid is padded up to the next
+multiple of p by repeating each pole's row (one point, so the padding adds no new information), split between the
+two poles (three rows north and four south for p = 8), and the head's output is cropped back to the grid's rows.
+Padded at one pole only, the last token row held the south pole alone, whose cell-area weight is 0.4 % of a mean
+row's: the token learned nothing and the tiny prior's analyses were ~80 m off along that row. Longitudes must divide by p (144 divides
 by 2, 3, 4, 6, 8, 12, ...). Tokens are time-major and raster-ordered within a frame, north to south, west to east.
 """
 
@@ -54,6 +56,15 @@ class PatchGrid:
         return self.width // self.patch
 
     @property
+    def north_padding(self) -> int:
+        """Copies of the first (north-pole) row above the grid; `south_padding` copies of the last row go below."""
+        return (self.rows * self.patch - self.height) // 2
+
+    @property
+    def south_padding(self) -> int:
+        return self.rows * self.patch - self.height - self.north_padding
+
+    @property
     def tokens_per_frame(self) -> int:
         return self.rows * self.cols
 
@@ -72,11 +83,11 @@ def tokens_per_frame(config: ModelConfig, frame_shape: tuple[int, int, int]) -> 
 
 
 def patchify(frames: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
-    """[B, T, C, H, W] → [B, T·P, C·p·p]; rows past the grid repeat its last (south-pole) row."""
+    """[B, T, C, H, W] → [B, T·P, C·p·p]; rows above and below the grid repeat its pole rows."""
     batch, steps = frames.shape[:2]
-    padding = grid.rows * grid.patch - grid.height
-    if padding:
-        frames = torch.cat([frames, frames[..., -1:, :].expand(*frames.shape[:3], padding, grid.width)], dim=-2)
+    north = frames[..., :1, :].expand(*frames.shape[:3], grid.north_padding, grid.width)
+    south = frames[..., -1:, :].expand(*frames.shape[:3], grid.south_padding, grid.width)
+    frames = torch.cat([north, frames, south], dim=-2)
     p = grid.patch
     patches = frames.reshape(batch, steps, grid.channels, grid.rows, p, grid.cols, p)
     return patches.permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, steps * grid.tokens_per_frame, grid.token_values)
@@ -87,7 +98,7 @@ def unpatchify(tokens: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
     batch, p = tokens.shape[0], grid.patch
     patches = tokens.reshape(batch, -1, grid.rows, grid.cols, grid.channels, p, p)
     frames = patches.permute(0, 1, 4, 2, 5, 3, 6).reshape(batch, -1, grid.channels, grid.rows * p, grid.width)
-    return frames[..., : grid.height, :]
+    return frames[..., grid.north_padding : grid.north_padding + grid.height, :]
 
 
 def time_encoding(frame_index: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:

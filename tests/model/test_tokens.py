@@ -30,17 +30,31 @@ def test_patching_then_unpatching_is_the_identity_on_the_ncep_grid() -> None:
     assert torch.equal(unpatchify(tokens, grid), frames)
 
 
-def test_each_token_holds_its_patch_and_the_padding_repeats_the_south_pole() -> None:
+def test_each_token_holds_its_patch_and_the_padding_repeats_each_pole() -> None:
     from megageo.model.tokens import PatchGrid, patchify
 
     grid = PatchGrid.of((2, 73, 144), 4)
+    assert (grid.north_padding, grid.south_padding) == (1, 2)
     frames = torch.randn(1, 2, 2, 73, 144, generator=torch.Generator().manual_seed(1))
     tokens = patchify(frames, grid)
-    t, row, col = 1, 7, 30  # frame 1, patch row 7 (latitudes 28..31), patch column 30 (longitudes 120..123)
+    t, row, col = 1, 7, 30  # frame 1, patch row 7 (padded rows 28..31: latitudes 27..30), column 30 (longitudes 120..123)
     token = tokens[0, t * 684 + row * 36 + col].view(2, 4, 4)
-    assert torch.equal(token, frames[0, t, :, 28:32, 120:124])
-    last_row = tokens[0, 18 * 36 + 5].view(2, 4, 4)  # rows 72..75: the south pole, then three copies of it
-    assert torch.equal(last_row, frames[0, 0, :, 72:73, 20:24].expand(2, 4, 4))
+    assert torch.equal(token, frames[0, t, :, 27:31, 120:124])
+    first_row = tokens[0, 5].view(2, 4, 4)  # a copy of the north pole, then rows 0..2
+    assert torch.equal(first_row[:, :1], frames[0, 0, :, :1, 20:24])
+    assert torch.equal(first_row[:, 1:], frames[0, 0, :, 0:3, 20:24])
+    last_row = tokens[0, 18 * 36 + 5].view(2, 4, 4)  # rows 71 and 72 (the south pole), then two copies of it
+    assert torch.equal(last_row[:, :2], frames[0, 0, :, 71:73, 20:24])
+    assert torch.equal(last_row[:, 2:], frames[0, 0, :, 72:73, 20:24].expand(2, 2, 4))
+
+
+def test_no_token_row_of_the_tiny_prior_is_mostly_padding() -> None:
+    """8 × 8 patches of the 73 latitudes: 7 padded rows, split 3 north and 4 south, so each edge token row holds
+    at least half a patch of the grid (the south pole alone, at 0.4 % of a mean row's weight, never learned)."""
+    from megageo.model.tokens import PatchGrid
+
+    grid = PatchGrid.of((1, 73, 144), 8)
+    assert (grid.rows, grid.north_padding, grid.south_padding) == (10, 3, 4)
 
 
 def test_a_patch_size_that_does_not_divide_the_longitudes_is_one_line() -> None:

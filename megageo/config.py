@@ -61,6 +61,10 @@ class ModelConfig:
     """`frame`: one position per frame, the whole frame projected into it (the seed paper's model). `patch`: every
     frame cut into `patch_size`² patches, one token each, the window one sequence of T × P tokens (STORM's)."""
     patch_size: int = 4
+    pole_padding: str = "split"
+    """How `tokens: patch` pads the latitudes to a multiple of `patch_size`: `split` repeats each pole's row, half
+    the rows north and the rest south; `south` repeats the south pole's only, megageo's layout before 2026-12-07,
+    whose last token row could hold that pole alone. Token checkpoints that predate the key are read as `south`."""
     tubelet_frames: int = 1
     """With `tokens: patch`, a token holds its patch in this many consecutive frames (ViViT's tubelet), so a window
     of T frames is T / tubelet_frames × P tokens. Only a denoiser (`task: diffusion`), which writes every frame of
@@ -206,6 +210,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Rebuild the `Config` that `Config.to_dict` resolved (as checkpoints record it), validated like a file."""
+    model = raw.get("model", {})
+    if model.get("tokens") == "patch" and "pole_padding" not in model:
+        raw = {**raw, "model": {**model, "pole_padding": "south"}}  # recorded before the key: the layout it had
     config = _build(Config, raw, "")
     validate(config)
     return config
@@ -374,6 +381,8 @@ def _validate_tokens(model: ModelConfig) -> None:
         raise MegageoError(f"config key model.tokens must be frame or patch, got {model.tokens!r}")
     if model.patch_size < 1:
         raise MegageoError(f"config key model.patch_size must be at least 1, got {model.patch_size}")
+    if model.pole_padding not in ("split", "south"):
+        raise MegageoError(f"config key model.pole_padding must be split or south, got {model.pole_padding!r}")
     if model.tubelet_frames < 1 or (model.tubelet_frames > 1 and model.tokens != "patch"):
         raise MegageoError(f"config key model.tubelet_frames must be at least 1, and above 1 only with "
                            f"model.tokens=patch; got {model.tubelet_frames}")

@@ -75,6 +75,8 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
         (["model.tokens=patch", "model.tubelet_frames=2"], "model.tubelet_frames > 1 is for task: diffusion"),
         (["model.mixer={type: global_linear, grid_conv_size: 3}"],
          "model.mixer.grid_conv_size convolves each frame's patch grid: it needs model.tokens=patch"),
+        (["model.tokens=patch", "model.pole_padding=north"],
+         "config key model.pole_padding must be split or south, got 'north'"),
         (["model.tokens=patch", "model.head_conv_size=4"],
          "config key model.head_conv_size must be 0 or odd (a centred kernel), got 4"),
         (["model.tokens=patch", "model.head_conv_size=3"],
@@ -189,3 +191,17 @@ def test_a_checkpoints_sampler_can_be_overridden_but_not_what_its_weights_were_t
             with_sampler_overrides(trained, [override])
     with pytest.raises(MegageoError, match="tau > 0"):
         with_sampler_overrides(trained, ["diffusion.tau=0"])
+
+
+def test_a_token_checkpoint_recorded_before_pole_padding_existed_keeps_its_south_layout() -> None:
+    """Checkpoints record the whole config; one without `model.pole_padding` was padded at the south, and reading
+    it with today's default (split) would shift every patch by three rows under the weights it learned."""
+    from megageo.config import config_from_dict
+
+    recorded = load_config(CONFIG_DIR / "tiny" / "diffusion.yaml").to_dict()
+    assert recorded["model"]["pole_padding"] == "split"
+    del recorded["model"]["pole_padding"]
+    assert config_from_dict(recorded).model.pole_padding == "south"
+    frame_model = load_config(TINY_GLA).to_dict()  # no patches, nothing to pad: the default stands
+    del frame_model["model"]["pole_padding"]
+    assert config_from_dict(frame_model).model.pole_padding == "split"

@@ -78,7 +78,7 @@ def end_stages(config: ModelConfig, frame_shape: tuple[int, int, int], t_out: in
     if config.tokens == "frame":
         frame_size = frame_shape[0] * frame_shape[1] * frame_shape[2]
         return (InputProjection, (frame_size, config, ctx)), (ForecastHead, (frame_shape, t_out, config, ctx)), ctx
-    grid = PatchGrid.of(frame_shape, config.patch_size)
+    grid = PatchGrid.of(frame_shape, config.patch_size, config.pole_padding)
     ctx = dataclasses.replace(ctx, sequence=grid.sequence(config.frame_causal))
     return (PatchEmbedding, (grid, config, ctx)), (PatchHead, (grid, t_out, config, ctx)), ctx
 

@@ -9,10 +9,12 @@
 
 The 73 latitudes of the NCEP grid (poles included) are not a multiple of a patch: the grid is padded up to the next
 multiple of p by repeating each pole's row (one point, so the padding adds no new information), split between the
-two poles (three rows north and four south for p = 8), and the head's output is cropped back to the grid's rows.
-Padded at one pole only, the last token row held the south pole alone, whose cell-area weight is 0.4 % of a mean
-row's: the token learned nothing and the tiny prior's analyses were ~80 m off along that row. Longitudes must divide by p (144 divides
-by 2, 3, 4, 6, 8, 12, ...). Tokens are time-major and raster-ordered within a frame, north to south, west to east.
+two poles (three rows north and four south for p = 8; `model.pole_padding`), and the head's output is cropped back
+to the grid's rows.
+Padded at the south alone, the last token row held the south pole by itself, at 0.4 % of a mean row's cell-area
+weight, and learned little from it (the tiny prior's analyses: 29 m RMSE on that row, 15 m on the north pole's,
+7-12 m on the rows between; split, 19 and 18 m). Longitudes must divide by p (144 divides by 2, 3, 4, 6, 8,
+12, ...). Tokens are time-major and raster-ordered within a frame, north to south, west to east.
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ class PatchGrid:
     height: int
     width: int
     patch: int
+    pole_padding: str = "split"
 
     @classmethod
-    def of(cls, frame_shape: tuple[int, int, int], patch: int) -> PatchGrid:
+    def of(cls, frame_shape: tuple[int, int, int], patch: int, pole_padding: str = "split") -> PatchGrid:
         channels, height, width = frame_shape
         if patch < 1 or width % patch:
             raise MegageoError(f"model.patch_size={patch} must divide the grid's {width} longitudes")
-        return cls(channels, height, width, patch)
+        return cls(channels, height, width, patch, pole_padding)
 
     @property
     def rows(self) -> int:
@@ -58,7 +61,7 @@ class PatchGrid:
     @property
     def north_padding(self) -> int:
         """Copies of the first (north-pole) row above the grid; `south_padding` copies of the last row go below."""
-        return (self.rows * self.patch - self.height) // 2
+        return (self.rows * self.patch - self.height) // 2 if self.pole_padding == "split" else 0
 
     @property
     def south_padding(self) -> int:

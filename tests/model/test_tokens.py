@@ -48,9 +48,22 @@ def test_each_token_holds_its_patch_and_the_padding_repeats_each_pole() -> None:
     assert torch.equal(last_row[:, 2:], frames[0, 0, :, 72:73, 20:24].expand(2, 2, 4))
 
 
+def test_the_south_layout_of_older_checkpoints_repeats_the_south_pole_only() -> None:
+    from megageo.model.tokens import PatchGrid, patchify, unpatchify
+
+    grid = PatchGrid.of((2, 73, 144), 4, "south")
+    assert (grid.north_padding, grid.south_padding) == (0, 3)
+    frames = torch.randn(1, 2, 2, 73, 144, generator=torch.Generator().manual_seed(1))
+    tokens = patchify(frames, grid)
+    assert torch.equal(tokens[0, 5].view(2, 4, 4), frames[0, 0, :, 0:4, 20:24])
+    last_row = tokens[0, 18 * 36 + 5].view(2, 4, 4)  # rows 72..75: the south pole, then three copies of it
+    assert torch.equal(last_row, frames[0, 0, :, 72:73, 20:24].expand(2, 4, 4))
+    assert torch.equal(unpatchify(tokens, grid), frames)
+
+
 def test_no_token_row_of_the_tiny_prior_is_mostly_padding() -> None:
     """8 × 8 patches of the 73 latitudes: 7 padded rows, split 3 north and 4 south, so each edge token row holds
-    at least half a patch of the grid (the south pole alone, at 0.4 % of a mean row's weight, never learned)."""
+    at least half a patch of the grid (the south pole alone, at 0.4 % of a mean row's weight, learned little)."""
     from megageo.model.tokens import PatchGrid
 
     grid = PatchGrid.of((1, 73, 144), 8)

@@ -19,6 +19,7 @@ import torch
 import megageo
 from megageo.config import Config, with_sampler_overrides
 from megageo.data.anomalies import as_field
+from megageo.data.grid import merge_pole_rows
 from megageo.errors import MegageoError
 from megageo.eval.netcdf import COORDINATE_ATTRIBUTES, VALID_TIME_ATTRIBUTES, field_attributes
 from megageo.eval.times import hours_since_1800, to_datetime64
@@ -166,6 +167,7 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
               disable=not progress) as bar:
         ensemble = sample_posterior(model, config.diffusion, (members, *shape), observe, y, std,
                                     torch.Generator().manual_seed(seed), progress=lambda _: bar.update())
-    return write_analysis_netcdf(out, channels.physical(ensemble), times, channels, grid.lat, grid.lon,
+    fields = merge_pole_rows(channels.physical(ensemble), grid.lat)
+    return write_analysis_netcdf(out, fields, times, channels, grid.lat, grid.lon,
                                  {"analysis_time": str(to_datetime64(when)), "mode": mode,
                                   "observations": str(obs_path), "checkpoint": str(checkpoint)})

@@ -7,6 +7,8 @@
   distribution the members are drawn from; the Gaussian CRPS in closed form for methods that give a mean and a
   standard deviation (optimal interpolation, climatology).
 - Rank histogram: the truth's rank among the members at every grid point, N + 1 bins.
+- Zonal mean square error: per latitude row, the one place the area weighting hides errors (a pole row weighs
+  0.4 % of a mean row), so a fault along one row shows there and nowhere else.
 - Texture, which no score above sees in one number: the rms 6-hour change of a window and the rms difference
   between zonal neighbours, to compare a sampled state's motion and roughness with the truth's.
 """
@@ -29,6 +31,13 @@ def _weighted_mean(field: np.ndarray, lat: np.ndarray) -> float:
 def ensemble_rmse(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> float:
     """members [N, ..., H, W], truth [..., H, W]."""
     return math.sqrt(_weighted_mean((members.mean(0) - truth) ** 2, lat))
+
+
+def zonal_mean_square_error(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """[..., H, W] → [H]: the squared error averaged over longitudes (and any leading axes). Its cell-area
+    weighted mean over rows is `ensemble_rmse`'s square."""
+    error = (estimate - truth) ** 2
+    return error.reshape(-1, *error.shape[-2:]).mean(axis=(0, 2))
 
 
 def ensemble_spread(members: np.ndarray, lat: np.ndarray) -> float:

@@ -31,3 +31,13 @@ def latitude_weights(lat_deg: Any) -> np.ndarray:
     weights = np.empty_like(area)
     weights[order] = area / area.mean()
     return weights
+
+
+def merge_pole_rows(fields: np.ndarray, lat: Any) -> np.ndarray:
+    """[..., H, W] → the same with each pole row (latitude ±90°) set to its mean over longitudes, in place.
+
+    A pole is one point that a latitude–longitude grid repeats along its row, so a model's W values there are W
+    guesses of one value; their mean is at least as close to it (a store's pole rows are constant to 10⁻⁴ m)."""
+    for row in np.flatnonzero(np.abs(np.asarray(lat, dtype=np.float64)) == 90.0):
+        fields[..., row, :] = fields[..., row, :].mean(axis=-1, keepdims=True)
+    return fields

@@ -34,6 +34,20 @@ def test_scores_of_a_two_member_ensemble_by_hand() -> None:
     assert scores.rank_histogram(members, truth).tolist() == [2, 0, 0]
 
 
+def test_an_error_on_the_pole_row_shows_by_latitude_and_hardly_in_the_rmse() -> None:
+    """3 latitudes (90° S, 0°, 90° N), 2 longitudes, 10 m off along the south-pole row alone. The cell edges lie at
+    ±45°, so a pole row's area is 1 − sin 45° = 0.293 against the equator's 2 sin 45° = 1.414: 0.439 of the mean
+    row. The RMSE sees √(0.439 · 100 / 3) = 3.8 m; the profile shows the 10 m whole."""
+    lat = np.array([-90.0, 0.0, 90.0])
+    truth = np.zeros((3, 2))
+    estimate = np.array([[10.0, 10.0], [0.0, 0.0], [0.0, 0.0]])
+    assert scores.zonal_mean_square_error(estimate, truth).tolist() == [100.0, 0.0, 0.0]
+    pole_weight = 3 * (1 - math.sin(math.pi / 4)) / 2
+    assert scores.ensemble_rmse(estimate[None], truth, lat) == pytest.approx(math.sqrt(pole_weight * 100 / 3))
+    cycles = np.stack([estimate - 1, estimate + 1])  # leading axes (cycles, seeds) are averaged after squaring
+    assert scores.zonal_mean_square_error(cycles, truth).tolist() == [101.0, 1.0, 1.0]
+
+
 def test_texture_of_a_wave_moving_by_hand() -> None:
     """A zonal wave 1, 0, −1, 0 that moves one point east a frame: every frame-to-frame change is (−1, 1, 1, −1)
     and every neighbour difference one of (−1, −1, 1, 1), across the date line too; rms 1 for both."""

@@ -5,10 +5,14 @@ baselines behave as their definitions demand."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from megageo.data.grid import latitude_weights
 
 
 @pytest.mark.slow
@@ -53,6 +57,13 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)
         assert row and float(row[1]) == round(values["rmse"]["mean"], 1)
+    zonal, lat = report["zonal_rmse"], np.array(report["latitudes"])
+    assert list(zonal) == list(methods) and all(len(profile) == 73 for profile in zonal.values())
+    for method, values in methods.items():  # the profile's area-weighted mean square is the method's RMSE
+        weighted = np.mean(latitude_weights(lat) * np.square(zonal[method]))
+        assert math.sqrt(weighted) == pytest.approx(values["rmse"]["mean"], rel=1e-9)
+    worst = int(np.argmax(zonal["generative"]))
+    assert f"generative {zonal['generative'][worst]:.1f} m at {abs(lat[worst]):g}° " in markdown
     texture = report["texture"]
     assert list(texture) == ["truth", "prior", "generative"]
     # A two-step prior draws noise: measured, its 6-hour change is 1.5 x the truth's (the anomalies of a 4.5-day

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from megageo.data.grid import latitude_weights
+from megageo.data.grid import latitude_weights, merge_pole_rows
 from megageo.errors import MegageoError
 from megageo.eval.metrics import (
     METRIC_NAMES,
@@ -27,6 +27,17 @@ EQUATOR_WEIGHT = 1.5 * SQRT2
 def test_weights_of_three_latitudes_are_the_cell_areas_scaled_to_mean_one():
     np.testing.assert_allclose(latitude_weights([90, 0, -90]), [POLE_WEIGHT, EQUATOR_WEIGHT, POLE_WEIGHT],
                                rtol=1e-14)
+
+
+def test_each_pole_row_becomes_its_zonal_mean_and_every_other_row_stays():
+    """A pole is one point repeated along its row: 4 guesses 1, 2, 3, 6 of it become 3 each."""
+    fields = np.array([[[1.0, 2.0, 3.0, 6.0], [5.0, 6.0, 7.0, 8.0], [-1.0, 1.0, -1.0, 1.0]]] * 2)
+    merged = merge_pole_rows(fields.copy(), [90.0, 0.0, -90.0])
+    np.testing.assert_array_equal(merged[:, 0], 3.0)
+    np.testing.assert_array_equal(merged[:, 1], fields[:, 1])
+    np.testing.assert_array_equal(merged[:, 2], 0.0)
+    no_poles = merge_pole_rows(fields.copy(), [80.0, 0.0, -80.0])  # a grid without poles is left as it is
+    np.testing.assert_array_equal(no_poles, fields)
 
 
 def test_weights_follow_the_latitude_values_not_their_order():

@@ -476,11 +476,11 @@ def plot_twin(run: dict[str, Any], report: dict[str, Any], lat: np.ndarray, lon:
     figure, (curves, zonal, ranks) = plt.subplots(1, 3, figsize=(16, 3.8), layout="constrained")
     for method in METHODS:
         curves.plot(run[method].rmse, label=method)
-        if method in ANALYSES:  # the free run's, the prior's and climatology's 100-200 m would flatten them
+        if method in ANALYSES:  # the free run, the prior and climatology are ~150 m everywhere
             zonal.plot(lat, report["zonal_rmse"][method], label=method)
     # Logarithmic: the analyses' ~10 m and the free run's ~200 m on one linear axis leave the analyses a flat line.
     curves.set(xlabel="cycle (6 h)", ylabel="lat-weighted RMSE (m)", title="analysis error, seed 0", yscale="log")
-    zonal.set(xlabel="latitude", ylabel="RMSE (m)", title="analysis error by latitude, every cycle")
+    zonal.set(xlabel="latitude", ylabel="RMSE (m)", title="analysis error by latitude, every cycle", yscale="log")
     figure.legend(*curves.get_legend_handles_labels(), loc="outside right center", fontsize="small")
     histogram = report["rank_histogram"]
     ranks.bar(range(len(histogram)), histogram)

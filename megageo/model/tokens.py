@@ -10,11 +10,10 @@
 The 73 latitudes of the NCEP grid (poles included) are not a multiple of a patch: the grid is padded up to the next
 multiple of p by repeating each pole's row (one point, so the padding adds no new information), split between the
 two poles (three rows north and four south for p = 8; `model.pole_padding`), and the head's output is cropped back
-to the grid's rows.
-Padded at the south alone, the last token row held the south pole by itself, at 0.4 % of a mean row's cell-area
-weight, and learned little from it (the tiny prior's analyses: 29 m RMSE on that row, 15 m on the north pole's,
-7-12 m on the rows between; split, 19 and 18 m). Longitudes must divide by p (144 divides by 2, 3, 4, 6, 8,
-12, ...). Tokens are time-major and raster-ordered within a frame, north to south, west to east.
+to the grid's rows. Padded at the south alone, the last token row held the south pole by itself, at 0.4 % of a mean
+row's cell-area weight, and learned little from it (the tiny prior's analyses: 29 m RMSE on that row, 15 m on the
+north pole's, 7-12 m on the rows between; split, 19 and 18 m). Longitudes must divide by p (144 divides by 2, 3, 4,
+6, 8, 12, ...). Tokens are time-major and raster-ordered within a frame, north to south, west to east.
 """
 
 from __future__ import annotations

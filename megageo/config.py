@@ -134,12 +134,13 @@ class EvalConfig:
 
 
 PREDICTIONS = ("edm", "epsilon", "x0")
+SYMMETRIES = ("zonal_shift", "mirror")
 
 
 @dataclass
 class DiffusionConfig:
     """`task: diffusion` (`megageo.da`): a score-based prior over windows of `data.t_in` frames, sampled with
-    observations to give an analysis ensemble. The training keys are `eta`, `prediction` and `sigma_data`; the rest
+    observations to give an analysis ensemble. The training keys are `eta`, `prediction`, `sigma_data` and `augment`; the rest
     set the sampler."""
 
     eta: float = 1e-3
@@ -154,6 +155,10 @@ class DiffusionConfig:
     """`edm`'s σ_d: its skip term is the exact denoiser of data with this standard deviation. Below 1 the skip
     fades at lower noise (toward `x0`'s texture) and still carries an almost clean x_t (keeping EDM's precision).
     Measured on the tiny prior: at 0.5, the one-window guided RMSE nearly doubles (README)."""
+    augment: list[str] = field(default_factory=list)
+    """Symmetries each training window takes at random (`megageo.da.augment`): `zonal_shift` (rolled in longitude)
+    and `mirror` (north and south swapped). Exact for the embedded shallow-water model, approximate for a real
+    reanalysis; `mirror` needs no v-wind among the variables (its sign would flip)."""
     steps: int = 32
     """Predictor steps from t = 1 to 0."""
     corrections: int = 1
@@ -453,6 +458,12 @@ def _validate_task(config: Config) -> None:
                            f"members and cg_steps at least 1 (got {diffusion.members}, {diffusion.cg_steps})")
     if diffusion.max_windows < 0:
         raise MegageoError(f"diffusion.max_windows must be 0 (all at once) or positive, got {diffusion.max_windows}")
+    unknown = sorted(set(diffusion.augment) - set(SYMMETRIES))
+    if unknown:
+        raise MegageoError(f"diffusion.augment takes {' and '.join(SYMMETRIES)}, got {', '.join(map(str, unknown))}")
+    if "mirror" in diffusion.augment and "vwnd" in config.data.variables:
+        raise MegageoError("diffusion.augment: mirror would flip v-wind's sign, which it does not do; drop vwnd "
+                           "from data.variables or the mirror")
 
 
 def _validate_context_parallel(config: Config) -> None:

@@ -5,7 +5,8 @@ For each window, t ~ U(0, 1) and ε ~ N(0, I) over the whole window; the model s
 trained on the output that gives back ε (for `epsilon`, ε itself). Under context parallelism each rank holds a
 block of the window's frames, draws the whole window's noise from the generator every rank of the replica shares
 and keeps its block, so the objective (the mean over the window, an equal share per rank) and its gradients are
-those of the CP=1 run.
+those of the CP=1 run. In training (not evaluation) the windows first take the symmetries `diffusion.augment` names,
+drawn after the noise from the same generator.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from megageo.config import Config
+from megageo.da.augment import augment
 from megageo.da.denoiser import Denoiser
 from megageo.da.sde import VPSDE, Preconditioning
 from megageo.model.forecaster import forecast_loss
@@ -38,6 +40,8 @@ class DiffusionTask:
         window = torch.randn((batch, steps * cp.size, *x.shape[2:]), generator=generator)
         noise = window[:, cp.rank * steps : (cp.rank + 1) * steps].to(x.device)
         t = t.to(x.device)
+        if model.training and self.config.diffusion.augment:
+            x = augment(x, self.config.diffusion.augment, generator)
         x_t = self.preconditioning.sde.perturb(x.float(), t, noise)
         output = model(x_t, t)
         target = self.preconditioning.target(x_t, t, noise)

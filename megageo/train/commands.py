@@ -26,8 +26,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a forecaster (any TP/PP/DP layout; torchrun, deepspeed, mpirun or PBS)",
-        description="Train a forecaster. Ranks come from the launcher's environment; a plain call is one process.",
+        "train", help="train a forecaster or a diffusion prior (any TP/PP/DP/CP layout; torchrun, deepspeed, mpirun "
+                      "or PBS)",
+        description="Train the config's task: a forecaster (task: forecast) or the score-based prior of `megageo da` "
+                    "(task: diffusion). Ranks come from the launcher's environment; a plain call is one process.",
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

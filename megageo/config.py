@@ -177,6 +177,10 @@ class DiffusionConfig:
     cg_steps: int = 1
     members: int = 16
     """Analysis ensemble size."""
+    random_shift: bool = False
+    """Roll the state by a new random number of longitudes at each denoiser call and its output back
+    (`megageo.da.posterior.RandomlyShifted`), so the patch seams move every step; for a prior trained with
+    `augment: [zonal_shift]`, to which any shift is alike."""
     max_windows: int = 0
     """Windows the denoiser sees in one pass (members × cycles are sampled together); 0: all at once. Bounds the
     sampler's memory: a 340M-class prior keeps about 10 GiB of activations per 4-frame window in fp32."""
@@ -223,7 +227,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     return config
 
 
-SAMPLER_KEYS = ("steps", "corrections", "tau", "guidance", "gamma", "cg_steps", "members", "max_windows")
+SAMPLER_KEYS = ("steps", "corrections", "tau", "guidance", "gamma", "cg_steps", "members", "max_windows",
+                "random_shift")
 
 
 def with_sampler_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -461,6 +466,9 @@ def _validate_task(config: Config) -> None:
     unknown = sorted(set(diffusion.augment) - set(SYMMETRIES))
     if unknown:
         raise MegageoError(f"diffusion.augment takes {' and '.join(SYMMETRIES)}, got {', '.join(map(str, unknown))}")
+    if diffusion.random_shift and "zonal_shift" not in diffusion.augment:
+        raise MegageoError("diffusion.random_shift needs a prior trained with diffusion.augment: [zonal_shift] (one "
+                           "trained without it has learned where its patch seams are)")
     if "mirror" in diffusion.augment and "vwnd" in config.data.variables:
         raise MegageoError("diffusion.augment: mirror would flip v-wind's sign, which it does not do; drop vwnd "
                            "from data.variables or the mirror")

@@ -21,6 +21,8 @@ def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape
     run per pass rather than over the whole batch)."""
     sde = VPSDE(settings.eta)
     eps = noise_predictor(denoiser)
+    if settings.random_shift:
+        eps = RandomlyShifted(eps, torch.Generator().manual_seed(generator.initial_seed() + 1))
 
     def guided(windows: slice) -> NoisePredictor:
         if observe is None:
@@ -31,6 +33,8 @@ def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape
         return GaussianGuidance(eps, sde, observed, observe, std, settings.gamma)
 
     def in_passes(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if isinstance(eps, RandomlyShifted):
+            eps.draw(x.shape[-1])  # one shift for every pass, so max_windows does not change the draw
         size = settings.max_windows or len(x)
         return torch.cat([guided(slice(start, start + size))(x[start : start + size], t)
                           for start in range(0, len(x), size)])
@@ -38,3 +42,19 @@ def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape
     with torch.no_grad():
         return sde.sample(in_passes, shape, settings.steps, settings.corrections, settings.tau, generator,
                           progress=progress)
+
+
+class RandomlyShifted:
+    """ε̂ of the state rolled by a random number of longitudes, rolled back: a denoiser trained to be equivariant
+    (`diffusion.augment: [zonal_shift]`) is as good at any shift, and drawing a new one at every call moves its
+    patch seams (every 8th column of the tiny prior) to a new place at each step, instead of the same columns
+    every step. The shifts come from their own generator, so the sampler's noise is the unshifted run's."""
+
+    def __init__(self, eps: NoisePredictor, generator: torch.Generator):
+        self.eps, self.generator, self.shift = eps, generator, 0
+
+    def draw(self, width: int) -> None:
+        self.shift = int(torch.randint(width, (), generator=self.generator))
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.eps(x.roll(self.shift, dims=-1), t).roll(-self.shift, dims=-1)

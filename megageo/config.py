@@ -177,6 +177,10 @@ class DiffusionConfig:
     cg_steps: int = 1
     members: int = 16
     """Analysis ensemble size."""
+    spectral_truncation: int = 0
+    """Project the analyses (`da assimilate`, `da twin`) onto the spherical harmonics of degree below this, in
+    metres: the data's own resolution (the embedded shallow-water model's is 37). 0: none. Measured on the first
+    twin truth: the polar-cap rows from 10–13 m to 5–8 m, the RMSE 11.35 → 11.18 m, spread-skill 0.69 → 0.66."""
     random_shift: bool = False
     """Roll the state by a new random number of longitudes at each denoiser call and its output back
     (`megageo.da.posterior.RandomlyShifted`), so the patch seams move every step; for a prior trained with
@@ -228,7 +232,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 SAMPLER_KEYS = ("steps", "corrections", "tau", "guidance", "gamma", "cg_steps", "members", "max_windows",
-                "random_shift")
+                "random_shift", "spectral_truncation")
 
 
 def with_sampler_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -466,6 +470,9 @@ def _validate_task(config: Config) -> None:
     unknown = sorted(set(diffusion.augment) - set(SYMMETRIES))
     if unknown:
         raise MegageoError(f"diffusion.augment takes {' and '.join(SYMMETRIES)}, got {', '.join(map(str, unknown))}")
+    if diffusion.spectral_truncation < 0:
+        raise MegageoError(f"diffusion.spectral_truncation must be 0 (none) or a degree, got "
+                           f"{diffusion.spectral_truncation}")
     if diffusion.random_shift and "zonal_shift" not in diffusion.augment:
         raise MegageoError("diffusion.random_shift needs a prior trained with diffusion.augment: [zonal_shift] (one "
                            "trained without it has learned where its patch seams are)")

@@ -19,7 +19,7 @@ import torch
 import megageo
 from megageo.config import Config, with_sampler_overrides
 from megageo.data.anomalies import as_field
-from megageo.data.grid import merge_pole_rows
+from megageo.data.grid import check_spectral_truncation, merge_pole_rows, truncate_spherical_harmonics
 from megageo.errors import MegageoError
 from megageo.eval.netcdf import COORDINATE_ATTRIBUTES, VALID_TIME_ATTRIBUTES, field_attributes
 from megageo.eval.times import hours_since_1800, to_datetime64
@@ -115,6 +115,13 @@ def write_analysis_netcdf(path: str | os.PathLike, ensemble: np.ndarray, times: 
     return Path(path)
 
 
+def on_the_sphere(fields: np.ndarray, lat: np.ndarray, spectral_truncation: int) -> np.ndarray:
+    """Analysis fields [..., H, W] in physical units as the sphere has them: each pole row one value, and with
+    `diffusion.spectral_truncation` no detail finer than the data's own resolution."""
+    fields = merge_pole_rows(fields, lat)
+    return truncate_spherical_harmonics(fields, spectral_truncation) if spectral_truncation else fields
+
+
 def load_diffusion_release(checkpoint: str | Path, command: str, overrides: tuple[str, ...]
                            ) -> tuple[ReleaseCheckpoint, Config]:
     """A `task: diffusion` checkpoint (refused with one line if it is another task's) and its config with the
@@ -149,6 +156,7 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
 
     release, config = load_diffusion_release(checkpoint, "da assimilate", overrides)
     grid = Store(store or release.stats["store"])
+    check_spectral_truncation(config.diffusion.spectral_truncation, grid.lat)
     obs = read_observations(obs_path)
     if len(obs) == 0:
         raise MegageoError(f"{obs_path}: holds no observations")
@@ -167,7 +175,7 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
               disable=not progress) as bar:
         ensemble = sample_posterior(model, config.diffusion, (members, *shape), observe, y, std,
                                     torch.Generator().manual_seed(seed), progress=lambda _: bar.update())
-    fields = merge_pole_rows(channels.physical(ensemble), grid.lat)
+    fields = on_the_sphere(channels.physical(ensemble), grid.lat, config.diffusion.spectral_truncation)
     return write_analysis_netcdf(out, fields, times, channels, grid.lat, grid.lon,
                                  {"analysis_time": str(to_datetime64(when)), "mode": mode,
                                   "observations": str(obs_path), "checkpoint": str(checkpoint)})

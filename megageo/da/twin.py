@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from megageo.da.localisation import gaspari_cohn, great_circle_km
-from megageo.data.grid import merge_pole_rows
 from megageo.errors import MegageoError
 from megageo.io.atomic import write_text
 
@@ -165,7 +164,8 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     """`overrides` set the sampler (`diffusion.tau=0.05`, ...); the report records the sampler that ran."""
     from tqdm import tqdm
 
-    from megageo.da.analysis import Channels, load_diffusion_release, sampling_denoiser
+    from megageo.da.analysis import Channels, load_diffusion_release, on_the_sphere, sampling_denoiser
+    from megageo.data.grid import check_spectral_truncation
     from megageo.da import scores
     from megageo.data.store import Store
 
@@ -173,6 +173,8 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     started = time.monotonic()
     release, config = load_diffusion_release(checkpoint, "da twin", overrides)
     grid = Store(store or release.stats["store"])
+    truncation = config.diffusion.spectral_truncation
+    check_spectral_truncation(truncation, grid.lat)
     rows, cols = sw_grid_indices(grid.lat, grid.lon)
     channels = Channels.of(release.stats)
     if "hgt" not in channels.variables:
@@ -246,7 +248,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
              scores.zonal_mean_square_error(climatology[observed], truth[t, observed])) for t in times]))
         generator = torch.Generator().manual_seed(seed)
         prior = sample_window(model, config.diffusion, members, window, release.frame_shape, generator)
-        prior_windows = merge_pole_rows(channels.physical(prior), grid.lat)[:, :, observed]
+        prior_windows = on_the_sphere(channels.physical(prior), grid.lat, truncation)[:, :, observed]
         results["prior"] = ensemble_scores(prior_windows[:, before], truths, grid.lat)
         truth_windows = np.stack([truth[t - before : t - before + window, observed] for t in times])
         tendencies = []
@@ -259,7 +261,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
             y_normal, std_normal = channels.normalise(y, error_std, flat, (window, *release.frame_shape))
             sampled = sample_window(model, config.diffusion, members * len(batch), window, release.frame_shape,
                                     generator, flat, np.repeat(y_normal, members, axis=0), std_normal)
-            windows = merge_pole_rows(channels.physical(sampled), grid.lat)[:, :, observed]
+            windows = on_the_sphere(channels.physical(sampled), grid.lat, truncation)[:, :, observed]
             tendencies.append(scores.rms_tendency(windows, grid.lat) ** 2)
             analyses.append(windows[:, before].reshape(len(batch), members, height, width))
         results["generative"] = ensemble_scores(np.concatenate(analyses).swapaxes(0, 1), truths, grid.lat)
@@ -427,7 +429,10 @@ def twin_markdown(report: dict[str, Any]) -> str:
         "",
         f"Sampler: {sampler['prediction']} denoiser, {sampler['steps']} steps, {sampler['corrections']} corrector(s) "
         f"at τ = {sampler['tau']:g}, {sampler['guidance']} guidance"
-        + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g})."),
+        + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g}).")
+        + (" The state rolled by a random number of longitudes at each denoiser call." if sampler["random_shift"] else "")
+        + (f" Analyses projected onto spherical harmonics of degree below {sampler['spectral_truncation']}."
+           if sampler["spectral_truncation"] else ""),
         "",
         f"Baselines: LETKF (Gaspari–Cohn localisation over great-circle distance; its local analysis is DAPPER's "
         f"square-root EnKF's, tested) and DAPPER's square-root EnKF (global), N = {s['filter_members']}, both cycling "

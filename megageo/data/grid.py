@@ -41,3 +41,26 @@ def merge_pole_rows(fields: np.ndarray, lat: Any) -> np.ndarray:
     for row in np.flatnonzero(np.abs(np.asarray(lat, dtype=np.float64)) == 90.0):
         fields[..., row, :] = fields[..., row, :].mean(axis=-1, keepdims=True)
     return fields
+
+
+def check_spectral_truncation(lmax: int, lat: Any) -> None:
+    """Refuse, before any sampling, a truncation the grid cannot take: the transform wants an equiangular grid
+    from pole to pole and at most one degree per latitude."""
+    lat = np.asarray(lat, dtype=np.float64)
+    if lmax and (abs(lat[0]) != 90.0 or abs(lat[-1]) != 90.0 or not 0 < lmax <= len(lat)):
+        raise MegageoError(f"diffusion.spectral_truncation={lmax} needs a grid from pole to pole with at least that "
+                           f"many latitudes; this one has {len(lat)} from {lat[0]:g} to {lat[-1]:g}")
+
+
+def truncate_spherical_harmonics(fields: np.ndarray, lmax: int) -> np.ndarray:
+    """[..., H, W] on an equiangular grid from pole to pole → its projection onto the spherical harmonics of degree
+    below `lmax`. A field of that resolution comes back as it was (the embedded shallow-water model's, lmax 37, to
+    10⁻⁴ m), so what the projection removes is detail the data cannot hold; each pole row comes back one value."""
+    import torch
+    from torch_harmonics import InverseRealSHT, RealSHT
+
+    height, width = fields.shape[-2:]
+    forward = RealSHT(height, width, lmax=lmax, mmax=lmax, grid="equiangular").double()
+    inverse = InverseRealSHT(height, width, lmax=lmax, mmax=lmax, grid="equiangular").double()
+    x = torch.from_numpy(np.ascontiguousarray(fields, dtype=np.float64))
+    return inverse(forward(x)).numpy().astype(fields.dtype)

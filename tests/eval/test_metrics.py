@@ -154,3 +154,25 @@ def test_metrics_per_lead_scores_each_lead_separately():
 def test_metrics_per_lead_rejects_mismatched_shapes():
     with pytest.raises(MegageoError):
         metrics_per_lead(np.zeros((2, 1, 1, 3, 2)), np.zeros((2, 2, 1, 3, 2)), 0.0, [90, 0, -90])
+
+
+def test_a_spectral_truncation_keeps_the_degrees_below_it_and_removes_the_rest():
+    """On the 2.5° grid, fields written with closed-form spherical harmonics: 3 + 2 sin φ + cos φ cos λ (degrees 0
+    and 1) and the sectoral cos³⁶φ cos 36λ (degree 36) survive a truncation at 37 whole; cos⁴⁰φ cos 40λ (degree 40)
+    goes, and with it any difference between a pole row's values."""
+    from megageo.data.grid import check_spectral_truncation, truncate_spherical_harmonics
+
+    lat, lon = np.radians(np.linspace(90, -90, 73))[:, None], np.radians(np.arange(144) * 2.5)[None]
+    kept = 3 + 2 * np.sin(lat) + np.cos(lat) * np.cos(lon) + 50 * np.cos(lat) ** 36 * np.cos(36 * lon)
+    removed = 50 * np.cos(lat) ** 40 * np.cos(40 * lon)
+    fields = np.stack([kept, kept + removed])
+    truncated = truncate_spherical_harmonics(fields, 37)
+    np.testing.assert_allclose(truncated[0], kept, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(truncated[1], kept, rtol=0, atol=1e-9)
+    assert np.abs(removed).max() > 10
+    check_spectral_truncation(37, np.linspace(90, -90, 73))
+    with pytest.raises(MegageoError, match="needs a grid from pole to pole with at least that many latitudes; this "
+                                           "one has 72 from 88.75 to -88.75"):
+        check_spectral_truncation(37, np.linspace(88.75, -88.75, 72))
+    with pytest.raises(MegageoError, match="this one has 73"):
+        check_spectral_truncation(80, np.linspace(90, -90, 73))

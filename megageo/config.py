@@ -140,8 +140,8 @@ SYMMETRIES = ("zonal_shift", "mirror")
 @dataclass
 class DiffusionConfig:
     """`task: diffusion` (`megageo.da`): a score-based prior over windows of `data.t_in` frames, sampled with
-    observations to give an analysis ensemble. The training keys are `eta`, `prediction`, `sigma_data` and `augment`; the rest
-    set the sampler."""
+    observations to give an analysis ensemble. The training keys are `eta`, `prediction`, `sigma_data` and
+    `augment`; the rest set the sampler."""
 
     eta: float = 1e-3
     """The VP SDE's end points: σ(0) = η (almost the data), μ(1) = η (almost pure noise)."""
@@ -178,9 +178,9 @@ class DiffusionConfig:
     members: int = 16
     """Analysis ensemble size."""
     spectral_truncation: int = 0
-    """Project the analyses (`da assimilate`, `da twin`) onto the spherical harmonics of degree below this, in
-    metres: the data's own resolution (the embedded shallow-water model's is 37). 0: none. Measured on the first
-    twin truth: the polar-cap rows from 10–13 m to 5–8 m, the RMSE 11.35 → 11.18 m, spread-skill 0.69 → 0.66."""
+    """Project the analyses (`da assimilate`, `da twin`), in physical units, onto the spherical harmonics of degree
+    below this: the data's own resolution (the embedded shallow-water model's is 37). 0: none. Measured on the
+    first twin truth: the polar-cap rows from 9–13 m to 4–8 m, the RMSE 11.35 → 11.18 m, spread-skill 0.69 → 0.66."""
     random_shift: bool = False
     """Roll the state by a new random number of longitudes at each denoiser call and its output back
     (`megageo.da.posterior.RandomlyShifted`), so the patch seams move every step; for a prior trained with

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+
 def augment(windows: torch.Tensor, symmetries: list[str], generator: torch.Generator) -> torch.Tensor:
     """`windows` [B, T, C, H, W] with each window rolled by its own uniform number of longitudes (`zonal_shift`)
     and mirrored with probability 1/2 (`mirror`), drawn from `generator` in that order, so every rank of a

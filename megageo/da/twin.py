@@ -164,9 +164,9 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
     """`overrides` set the sampler (`diffusion.tau=0.05`, ...); the report records the sampler that ran."""
     from tqdm import tqdm
 
+    from megageo.da import scores
     from megageo.da.analysis import Channels, load_diffusion_release, on_the_sphere, sampling_denoiser
     from megageo.data.grid import check_spectral_truncation
-    from megageo.da import scores
     from megageo.data.store import Store
 
     settings.check()

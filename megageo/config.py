@@ -185,6 +185,11 @@ class DiffusionConfig:
     """Roll the state by a new random number of longitudes at each denoiser call and its output back
     (`megageo.da.posterior.RandomlyShifted`), so the patch seams move every step; for a prior trained with
     `augment: [zonal_shift]`, to which any shift is alike."""
+    start_time: float = 1.0
+    """The noise level t₀ the sampler starts at: 1, from pure noise (the one-stage method); below 1, from the window's
+    Gaussian analysis (window OI: the same observations under the covariance of the store's training windows)
+    noised to t₀, so that the learned prior refines a first guess instead of drawing the whole state (SDEdit);
+    the steps keep their size, so t₀ = 0.25 takes a quarter of them. `da twin` only."""
     max_windows: int = 0
     """Windows the denoiser sees in one pass (members × cycles are sampled together); 0: all at once. Bounds the
     sampler's memory: a 340M-class prior keeps about 10 GiB of activations per 4-frame window in fp32."""
@@ -232,7 +237,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 SAMPLER_KEYS = ("steps", "corrections", "tau", "guidance", "gamma", "cg_steps", "members", "max_windows",
-                "random_shift", "spectral_truncation")
+                "random_shift", "spectral_truncation", "start_time")
 
 
 def with_sampler_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -473,6 +478,8 @@ def _validate_task(config: Config) -> None:
     if diffusion.spectral_truncation < 0:
         raise MegageoError(f"diffusion.spectral_truncation must be 0 (none) or a degree, got "
                            f"{diffusion.spectral_truncation}")
+    if not 0 < diffusion.start_time <= 1:
+        raise MegageoError(f"diffusion.start_time must be in (0, 1] (1: from pure noise), got {diffusion.start_time}")
     if diffusion.random_shift and "zonal_shift" not in diffusion.augment:
         raise MegageoError("diffusion.random_shift needs a prior trained with diffusion.augment: [zonal_shift] (one "
                            "trained without it has learned where its patch seams are)")

@@ -65,6 +65,8 @@ def test_to_dict_round_trips_through_yaml(tmp_path) -> None:
          "diffusion.random_shift needs a prior trained with diffusion.augment: [zonal_shift]"),
         (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
           "diffusion.spectral_truncation=-1"], "diffusion.spectral_truncation must be 0 (none) or a degree, got -1"),
+        (["task=diffusion", "model.tokens=patch", "model.frame_causal=false", "model.head=absolute",
+          "diffusion.start_time=1.5"], "diffusion.start_time must be in (0, 1] (1: from pure noise), got 1.5"),
         (["data.normalisation=daily"], "config key data.normalisation must be channel or grid_point, got 'daily'"),
         (["model.mixer.expand_k=0.3"], "model.mixer.expand_k=0.3 gives width 76.8"),
         (["train.steps=0"], "train.steps must be at least 1, got 0"),

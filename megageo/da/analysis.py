@@ -59,6 +59,10 @@ class Channels:
         """Normalised states [..., C, H, W] in the variables' own units."""
         return normalised.numpy() * as_field(self.std) + as_field(self.mean)
 
+    def normalised(self, fields: np.ndarray) -> torch.Tensor:
+        """States [..., C, H, W] in the variables' own units, in the model's (the inverse of `physical`)."""
+        return torch.as_tensor((fields - as_field(self.mean)) / as_field(self.std), dtype=torch.float32)
+
     def normalise(self, values: np.ndarray, error_std: np.ndarray | float, flat_index: np.ndarray,
                   window_shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Observed values [..., M] and their error stds in the model's units, the observations at `flat_index`
@@ -155,6 +159,9 @@ def assimilate(checkpoint: str | Path, obs_path: str | Path, out: str | Path, me
     from megageo.data.store import Store
 
     release, config = load_diffusion_release(checkpoint, "da assimilate", overrides)
+    if config.diffusion.start_time < 1:
+        raise MegageoError("diffusion.start_time below 1 starts from window OI's first guess, which only da twin "
+                           "computes; da assimilate samples from pure noise (start_time=1)")
     grid = Store(store or release.stats["store"])
     check_spectral_truncation(config.diffusion.spectral_truncation, grid.lat)
     obs = read_observations(obs_path)

@@ -14,9 +14,11 @@ from megageo.da.sde import VPSDE, NoisePredictor
 
 def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape: tuple[int, ...],
                      observe: Observe | None, y: torch.Tensor | None, std: torch.Tensor | None,
-                     generator: torch.Generator, progress: Callable[[int], None] | None = None) -> torch.Tensor:
+                     generator: torch.Generator, progress: Callable[[int], None] | None = None,
+                     start: torch.Tensor | None = None) -> torch.Tensor:
     """`shape[0]` windows [N, L, C, H, W] of p(x | y) (y [M] shared, or [N, M] each window's own), or of the prior
-    p(x) when `observe` is None. The denoiser sees at most `settings.max_windows` windows a pass: a window's guided
+    p(x) when `observe` is None; with `settings.start_time` < 1, from the first guess `start` [N, L, C, H, W]
+    noised to that time. The denoiser sees at most `settings.max_windows` windows a pass: a window's guided
     score involves only its own state and observations, so the draw is the same (MMPS's conjugate gradients then
     run per pass rather than over the whole batch)."""
     sde = VPSDE(settings.eta)
@@ -41,7 +43,7 @@ def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape
 
     with torch.no_grad():
         return sde.sample(in_passes, shape, settings.steps, settings.corrections, settings.tau, generator,
-                          progress=progress)
+                          progress=progress, start=start, start_time=settings.start_time)
 
 
 class RandomlyShifted:

@@ -50,12 +50,22 @@ class VPSDE:
 
     def sample(self, eps: NoisePredictor, shape: tuple[int, ...], steps: int = 64, corrections: int = 0,
                tau: float = 1.0, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-               progress: Callable[[int], None] | None = None) -> torch.Tensor:
-        """Samples of shape `shape` (members first), from pure noise at t = 1 down to t = 0."""
+               progress: Callable[[int], None] | None = None, start: torch.Tensor | None = None,
+               start_time: float = 1.0) -> torch.Tensor:
+        """Samples of shape `shape` (members first), from pure noise at t = 1 down to t = 0; or, given a first
+        guess `start` (broadcast to `shape`), from it noised to `start_time` (SDEdit, Meng et al. 2022), in the
+        ⌈steps · start_time⌉ steps of the same size that the rest of the way takes."""
         if steps < 1 or corrections < 0:
             raise ValueError(f"need steps >= 1 and corrections >= 0, got {steps} and {corrections}")
+        if not 0 < start_time <= 1 or (start is None) != (start_time == 1):
+            raise ValueError(f"a first guess needs 0 < start_time < 1 and start_time < 1 a first guess; got "
+                             f"start_time {start_time} {'with' if start is not None else 'without'} one")
         x = torch.randn(shape, generator=generator, dtype=dtype)
-        times = torch.linspace(1, 0, steps + 1, dtype=dtype)
+        if start is not None:
+            begin = torch.tensor(start_time, dtype=dtype)
+            x = self.mu(begin) * start.to(dtype) + self.sigma(begin) * x
+            steps = math.ceil(steps * start_time)
+        times = torch.linspace(start_time, 0, steps + 1, dtype=dtype)
         for index, (t, s) in enumerate(zip(times[:-1], times[1:])):
             ratio = self.mu(s) / self.mu(t)
             x = ratio * x + (self.sigma(s) - ratio * self.sigma(t)) * eps(x, t)

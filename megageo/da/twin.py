@@ -4,7 +4,8 @@ Gaussian errors, assimilated by the generative method and by baselines, all scor
 
 Methods, each analysing the state at every scored cycle's analysis time:
 - generative: posterior samples of the window given its observations (`megageo.da.posterior`); in filter mode the
-  window ends at the analysis time. No cycling: each analysis is one stage, as in STORM.
+  window ends at the analysis time. No cycling: each analysis is one stage, as in STORM. With
+  `diffusion.start_time` < 1 the sampler starts from window OI's analysis of the window (below), noised to that time.
 - LETKF and EnKF (N = `filter_members`), with the truth's own shallow-water model as their dynamics, cycling from a
   climatological ensemble (`megageo.da.ensemble_filters`); free: that ensemble without analyses.
 - OI: optimal interpolation of the analysis time's observations onto the climatological mean, with the training
@@ -22,7 +23,7 @@ import itertools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,20 @@ class OptimalInterpolation:
         flat = self.background.ravel()
         innovation = (y - flat[self.stations]).ravel()
         return (flat + self.cross @ cho_solve(self.factor, innovation)).reshape(self.background.shape)
+
+
+def window_first_guesses(climatology: np.ndarray, windows: np.ndarray, stations: np.ndarray, lat: np.ndarray,
+                         lon: np.ndarray, error_std: float, half_width_km: float, observations: np.ndarray,
+                         starts: np.ndarray) -> np.ndarray:
+    """Window OI of every frame of the windows starting at `starts` [K], given `observations` [T, M] at
+    `stations` → [K, L, H, W]: the first guess a sampler with `diffusion.start_time` < 1 starts from. One frame's
+    gain at a time (each is H·W × L·M)."""
+    frames = windows.shape[1]
+    guesses = np.empty((len(starts), frames, *climatology.shape))
+    for target in range(frames):
+        oi = OptimalInterpolation(climatology, windows, stations, lat, lon, error_std, half_width_km, target)
+        guesses[:, target] = [oi.analyse(observations[start : start + frames]) for start in starts]
+    return guesses
 
 
 def sw_grid_indices(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -254,13 +269,22 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         tendencies = []
         flat = np.concatenate([frame * len(channels.variables) * height * width + observed * height * width + stations
                                for frame in range(window)])
+        first_guesses = None
+        if config.diffusion.start_time < 1:
+            guesses = window_first_guesses(climatology[observed], training_windows, stations, grid.lat, grid.lon,
+                                           error_std, radii["window_oi"][0], observations, times - before)
+            states = np.repeat(climatology[None, None], len(times), 0).repeat(window, 1)
+            states[:, :, observed] = guesses
+            first_guesses = channels.normalised(states)
         analyses = []
         for start_cycle in tqdm(range(0, cycles, settings.batch_cycles), desc=f"generative, seed {seed}", unit="batch"):
             batch = times[start_cycle : start_cycle + settings.batch_cycles]
             y = np.stack([observations[t - before : t - before + window].ravel() for t in batch])
             y_normal, std_normal = channels.normalise(y, error_std, flat, (window, *release.frame_shape))
             sampled = sample_window(model, config.diffusion, members * len(batch), window, release.frame_shape,
-                                    generator, flat, np.repeat(y_normal, members, axis=0), std_normal)
+                                    generator, flat, np.repeat(y_normal, members, axis=0), std_normal,
+                                    None if first_guesses is None else
+                                    first_guesses[start_cycle : start_cycle + len(batch)].repeat_interleave(members, 0))
             windows = on_the_sphere(channels.physical(sampled), grid.lat, truncation)[:, :, observed]
             tendencies.append(scores.rms_tendency(windows, grid.lat) ** 2)
             analyses.append(windows[:, before].reshape(len(batch), members, height, width))
@@ -321,18 +345,20 @@ def training_frames(grid: Any, channels: Any) -> np.ndarray:
 
 def sample_window(model: torch.nn.Module, settings: Any, count: int, window: int, frame_shape: tuple[int, int, int],
                   generator: torch.Generator, flat_index: np.ndarray | None = None, y: np.ndarray | None = None,
-                  error_std: np.ndarray | None = None) -> torch.Tensor:
+                  error_std: np.ndarray | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
     """`count` windows of the prior, or of the posterior given `y` [count, M] (normalised) observed at
-    `flat_index` with error stds `error_std` [M]."""
+    `flat_index` with error stds `error_std` [M], from the first guesses `start` [count, L, C, H, W] when
+    `settings.start_time` < 1."""
     from megageo.da.observations import ObservationOperator
     from megageo.da.posterior import sample_posterior
 
-    if flat_index is None:
-        return sample_posterior(model, settings, (count, window, *frame_shape), None, None, None, generator)
+    if flat_index is None:  # the prior has no first guess to start from
+        return sample_posterior(model, replace(settings, start_time=1.0), (count, window, *frame_shape), None, None,
+                                None, generator)
     observe = ObservationOperator(torch.as_tensor(flat_index, dtype=torch.long))
     return sample_posterior(model, settings, (count, window, *frame_shape), observe,
                             torch.as_tensor(y, dtype=torch.float32),
-                            torch.as_tensor(error_std, dtype=torch.float32), generator)
+                            torch.as_tensor(error_std, dtype=torch.float32), generator, start=start)
 
 
 def texture(windows: np.ndarray, lat: np.ndarray) -> dict[str, float]:
@@ -430,6 +456,8 @@ def twin_markdown(report: dict[str, Any]) -> str:
         f"Sampler: {sampler['prediction']} denoiser, {sampler['steps']} steps, {sampler['corrections']} corrector(s) "
         f"at τ = {sampler['tau']:g}, {sampler['guidance']} guidance"
         + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g}).")
+        + (f" Started at t = {sampler['start_time']:g} from window OI's analysis of every frame, noised to it."
+           if sampler["start_time"] < 1 else "")
         + (" The state rolled by a random number of longitudes at each denoiser call." if sampler["random_shift"] else "")
         + (f" Analyses projected onto spherical harmonics of degree below {sampler['spectral_truncation']}."
            if sampler["spectral_truncation"] else ""),

@@ -92,3 +92,9 @@ def test_assimilate_writes_an_ensemble_that_follows_its_observations(store, runs
     at_stations = members[:, np.arange(4)[:, None], rows, cols]
     # Guided by 2 m errors from an untrained prior: every member within 10 m of every observation.
     assert np.abs(at_stations - truth[:, rows, cols]).max() < 10.0
+    refused = main(["da", "assimilate", str(runs[1][0]), "--obs", str(tmp_path / "obs.nc"), "--out",
+                    str(tmp_path / "warm.nc"), "--set", "diffusion.start_time=0.5"])
+    assert refused == 2 and not (tmp_path / "warm.nc").exists()
+    assert capsys.readouterr().err.strip() == (
+        "megageo: error: diffusion.start_time below 1 starts from window OI's first guess, which only da twin "
+        "computes; da assimilate samples from pure noise (start_time=1)")

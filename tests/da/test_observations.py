@@ -53,6 +53,9 @@ def test_observations_are_normalised_by_the_mean_where_each_lies() -> None:
     np.testing.assert_allclose(y, [[-2.0, 2.0, 2.0]])
     np.testing.assert_allclose(std, [0.2, 0.2, 0.2])
     np.testing.assert_allclose(by_point.physical(torch.ones(1, 2, 5, 8))[0, 1, 1, 2], 5650.0)
+    normalised = by_point.normalised(np.full((1, 2, 5, 8), 5700.0))  # a warm start's first guess, in model units
+    assert normalised.dtype == torch.float32 and normalised[0, 1, 1, 2].item() == 2.0
+    assert normalised[0, 0, 0, 0].item() == 570.0 and normalised[0, 1, 0, 0].item() == 114.0
 
 
 @pytest.mark.parametrize("changes, message", [

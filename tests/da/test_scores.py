@@ -105,3 +105,24 @@ def test_window_optimal_interpolation_is_the_kalman_analysis_of_the_window_state
     analysis = state + gain @ (y.ravel() - h @ state)
     np.testing.assert_allclose(oi.analyse(y).ravel(), analysis[6:12], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(oi.std.ravel() ** 2, np.diag((np.eye(18) - gain @ h) @ b)[6:12], rtol=1e-6)
+
+
+def test_the_first_guess_of_a_warm_started_sampler_is_the_kalman_analysis_of_each_whole_window() -> None:
+    """`diffusion.start_time` < 1 starts from every frame's window OI: without localisation, the Kalman update of
+    the whole window state, for each window of a 5-step observation record."""
+    from megageo.da.twin import window_first_guesses
+
+    rng = np.random.default_rng(3)
+    lat, lon = np.array([30.0, 0.0]), np.array([0.0, 90.0, 180.0])
+    windows = rng.normal(size=(80, 3, 2, 3)).cumsum(1)
+    background, stations, error_std = rng.normal(size=(2, 3)), np.array([1, 4]), 0.3
+    observations = rng.normal(size=(5, 2))
+    guesses = window_first_guesses(background, windows, stations, lat, lon, error_std, 1e9, observations,
+                                   np.array([0, 2]))
+    b = np.cov(windows.reshape(80, -1).T)
+    h = np.eye(18)[[frame * 6 + station for frame in range(3) for station in stations]]
+    gain = b @ h.T @ np.linalg.inv(h @ b @ h.T + error_std**2 * np.eye(6))
+    state = np.tile(background.ravel(), 3)
+    for guess, start in zip(guesses, (0, 2)):
+        analysis = state + gain @ (observations[start : start + 3].ravel() - h @ state)
+        np.testing.assert_allclose(guess.ravel(), analysis, rtol=1e-9, atol=1e-9)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 
 from megageo.config import ModelConfig
+from megageo.da.gaussian_prior import ZonalGaussian
 from megageo.da.sde import NoisePredictor, Preconditioning
 from megageo.model.block import Block
 from megageo.model.forecaster import end_stages
@@ -77,9 +79,12 @@ class TokenHead(OutputHead):
 
 class Denoiser(torch.nn.Module):
     def __init__(self, config: ModelConfig, frame_shape: tuple[int, int, int], ctx: TensorParallelContext,
-                 preconditioning: Preconditioning):
+                 preconditioning: Preconditioning, gaussian: Callable[[], ZonalGaussian] | None = None):
+        """`gaussian`: fits the Gaussian whose exact denoiser the output adds to the network's
+        (`diffusion.gaussian_base`); called at the first forward, so that building a skeleton reads no data."""
         super().__init__()
         self.preconditioning = preconditioning
+        self.fit_gaussian, self.cp = gaussian, ctx.cp
         self.tubelet = config.tubelet_frames
         channels, height, width = frame_shape
         tubelet_shape = (self.tubelet * channels, height, width)  # a tubelet is its frames' channels side by side
@@ -100,7 +105,12 @@ class Denoiser(torch.nn.Module):
                        self.noise_level(t))
         for block in self.blocks:
             x = block(x)
-        return self.head(x).reshape(x_t.shape)
+        output = self.head(x).reshape(x_t.shape)
+        if self.fit_gaussian is None:
+            return output
+        sde = self.preconditioning.sde
+        estimate = self.fit_gaussian().estimate(x_t, sde.mu(t), sde.sigma(t), self.cp)
+        return output + self.preconditioning.output_of_estimate(x_t.float(), t, estimate)
 
 
 def noise_predictor(denoiser: Denoiser) -> NoisePredictor:

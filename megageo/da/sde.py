@@ -125,6 +125,17 @@ class Preconditioning:
         a, b, x_t = self._output_map(x_t, t)
         return a * x_t + b * output.to(x_t.dtype)
 
+    def output_of_estimate(self, x_t: torch.Tensor, t: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        """The output F for which Tweedie's estimate from `noise(x_t, t, F)` is `estimate`, written so that no
+        coefficient divides by μ(t) (η at t = 1): with ε̂ = (x_t − μ x̂)/σ, `edm`'s F = d/(σ σ_d) (x̂ − μ σ_d² x_t/d²)."""
+        mu, sigma = (self._per_sample(c, x_t) for c in (self.sde.mu(t), self.sde.sigma(t)))
+        if self.prediction == "epsilon":
+            return (x_t - mu * estimate) / sigma
+        if self.prediction == "x0":
+            return estimate
+        scale = (mu**2 * self.sigma_data**2 + sigma**2).sqrt()
+        return scale / (sigma * self.sigma_data) * (estimate - mu * self.sigma_data**2 / scale**2 * x_t)
+
     def target(self, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The output for which `noise(x_t, t, output)` is the true ε."""
         a, b, x_t = self._output_map(x_t, t)

@@ -11,6 +11,8 @@ drawn after the noise from the same generator.
 
 from __future__ import annotations
 
+import functools
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,6 +20,7 @@ import torch
 from megageo.config import Config
 from megageo.da.augment import augment
 from megageo.da.denoiser import Denoiser
+from megageo.da.gaussian_prior import fit_from_store
 from megageo.da.sde import VPSDE, Preconditioning
 from megageo.model.forecaster import forecast_loss
 from megageo.model.parallel_layers import TensorParallelContext
@@ -31,7 +34,8 @@ class DiffusionTask:
                                                config.diffusion.sigma_data)
 
     def build(self, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> torch.nn.Module:
-        return Denoiser(self.config.model, frame_shape, ctx, self.preconditioning)
+        gaussian = functools.cache(partial(fit_from_store, self.config)) if self.config.diffusion.gaussian_base else None
+        return Denoiser(self.config.model, frame_shape, ctx, self.preconditioning, gaussian)
 
     def loss(self, model: Any, x: torch.Tensor, y: torch.Tensor, cp: ContextParallel,
              weights: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:

@@ -36,6 +36,20 @@ def test_the_training_target_gives_back_the_true_noise(prediction: str) -> None:
         assert torch.equal(target, noise) and torch.equal(pre.network_input(x_t, TIMES.float()), x_t)
 
 
+@pytest.mark.parametrize("prediction,sigma_data", [("edm", 1.0), ("edm", 0.5), ("epsilon", 1.0), ("x0", 1.0)])
+def test_the_output_of_an_estimate_gives_that_estimate_back_through_tweedie(prediction: str, sigma_data: float) -> None:
+    """What `diffusion.gaussian_rank` adds to the network: the F whose ε̂ Tweedie's formula turns into a given x̂, at
+    every noise level from t = 0 (σ = η) to t = 1 (μ = η)."""
+    pre = Preconditioning(VPSDE(), prediction, sigma_data)
+    generator = torch.Generator().manual_seed(5)
+    x_t = torch.randn(len(TIMES), 8, generator=generator, dtype=torch.float64)
+    estimate = torch.randn(len(TIMES), 8, generator=generator, dtype=torch.float64)
+    output = pre.output_of_estimate(x_t, TIMES, estimate)
+    eps = pre.noise(x_t, TIMES, output)
+    torch.testing.assert_close(eps, (x_t - pre.sde.mu(TIMES)[:, None] * estimate) / pre.sde.sigma(TIMES)[:, None],
+                               rtol=1e-9, atol=1e-9)
+
+
 def test_the_x0_target_is_the_clean_state_and_gives_back_the_true_noise() -> None:
     """In fp64: ε̂ = (x_t − μ F) / σ divides by σ = η = 10⁻³ at t = 0, so fp32 rounding grows 1000-fold there (harmless
     to the sampler, which multiplies ε̂ by σ again)."""

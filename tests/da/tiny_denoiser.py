@@ -3,12 +3,15 @@ observations of seven of a four-frame window's grid points: the sampler's tests 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 WINDOW_SHAPE = (4, 1, 8, 8)
 
 
-def tiny_denoiser() -> torch.nn.Module:
+def tiny_denoiser(gaussian: Callable | None = None) -> torch.nn.Module:
+    """`gaussian`: the `diffusion.gaussian_rank` prior's fit, if any."""
     from megageo.config import ModelConfig
     from megageo.da.denoiser import Denoiser
     from megageo.da.sde import VPSDE, Preconditioning
@@ -21,7 +24,7 @@ def tiny_denoiser() -> torch.nn.Module:
     config = ModelConfig(mixer=GlobalLinearConfig(num_heads=2, head_dim=4, grid_conv_size=3), num_layers=2,
                          hidden_size=8, tokens="patch", patch_size=4, head_conv_size=3)
     ctx = TensorParallelContext.current(False, config.init_std, config.num_layers)
-    model = Denoiser(config, WINDOW_SHAPE[1:], ctx, Preconditioning(VPSDE(1e-3)))
+    model = Denoiser(config, WINDOW_SHAPE[1:], ctx, Preconditioning(VPSDE(1e-3)), gaussian)
     initialize_parameters(model, seed=3, tp=1, rank=0)
     return model.eval()
 

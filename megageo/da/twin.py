@@ -437,9 +437,24 @@ def latitude_label(degrees: float) -> str:
     return f"{abs(degrees):g}° {'N' if degrees > 0 else 'S'}" if degrees else "the equator"
 
 
+def sampler_line(sampler: dict[str, Any]) -> str:
+    """The report's account of the prior and sampler that ran (`DiffusionConfig` as a dict)."""
+    return (
+        f"Sampler: {sampler['prediction']} denoiser"
+        + (f" added to the exact denoiser of the training windows' zonally stationary, mirror-symmetric Gaussian "
+           f"(tapered at {sampler['gaussian_taper_km']:g} km)" if sampler["gaussian_base"] else "")
+        + f", {sampler['steps']} steps, {sampler['corrections']} corrector(s) at τ = {sampler['tau']:g}, "
+        f"{sampler['guidance']} guidance"
+        + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g}).")
+        + (f" Started at t = {sampler['start_time']:g} from window OI's analysis of every frame, noised to it."
+           if sampler["start_time"] < 1 else "")
+        + (" The state rolled by a random number of longitudes at each denoiser call." if sampler["random_shift"] else "")
+        + (f" Analyses projected onto spherical harmonics of degree below {sampler['spectral_truncation']}."
+           if sampler["spectral_truncation"] else ""))
+
+
 def twin_markdown(report: dict[str, Any]) -> str:
     s, tuned, tuning = report["settings"], report["tuned"], report["tuning_rmse"]
-    sampler = s["sampler"]
 
     def listed(rmse: dict[str, float]) -> str:
         return ", ".join(f"{choice}: {value:.1f} m" for choice, value in rmse.items())
@@ -453,14 +468,7 @@ def twin_markdown(report: dict[str, Any]) -> str:
         f"{s['burn_in']}; {s['mode']} mode, windows of {s['window']} frames; {s['members']} members; checkpoint "
         f"{s['checkpoint']} (step {s['step']}); {report['wall_seconds'] / 60:.1f} min in all.",
         "",
-        f"Sampler: {sampler['prediction']} denoiser, {sampler['steps']} steps, {sampler['corrections']} corrector(s) "
-        f"at τ = {sampler['tau']:g}, {sampler['guidance']} guidance"
-        + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g}).")
-        + (f" Started at t = {sampler['start_time']:g} from window OI's analysis of every frame, noised to it."
-           if sampler["start_time"] < 1 else "")
-        + (" The state rolled by a random number of longitudes at each denoiser call." if sampler["random_shift"] else "")
-        + (f" Analyses projected onto spherical harmonics of degree below {sampler['spectral_truncation']}."
-           if sampler["spectral_truncation"] else ""),
+        sampler_line(s["sampler"]),
         "",
         f"Baselines: LETKF (Gaspari–Cohn localisation over great-circle distance; its local analysis is DAPPER's "
         f"square-root EnKF's, tested) and DAPPER's square-root EnKF (global), N = {s['filter_members']}, both cycling "

@@ -72,3 +72,19 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     for source, values in texture.items():
         assert f"| {source} | {values['tendency']:.1f} | {values['roughness']:.1f} |" in markdown
     assert (out / "twin_rmse.png").stat().st_size > 10_000 and (out / "twin_maps.png").stat().st_size > 10_000
+
+
+def test_the_sampler_line_names_the_gaussian_base_and_a_warm_start() -> None:
+    from dataclasses import asdict, replace
+
+    from megageo.config import DiffusionConfig
+    from megageo.da.twin import sampler_line
+
+    plain = DiffusionConfig(guidance="gaussian", tau=0.1)
+    assert sampler_line(asdict(plain)) == (
+        "Sampler: edm denoiser, 32 steps, 1 corrector(s) at τ = 0.1, gaussian guidance (γ = 0.01).")
+    based = replace(plain, gaussian_base=True, start_time=0.25, guidance="mmps")
+    assert sampler_line(asdict(based)) == (
+        "Sampler: edm denoiser added to the exact denoiser of the training windows' zonally stationary, "
+        "mirror-symmetric Gaussian (tapered at 6000 km), 32 steps, 1 corrector(s) at τ = 0.1, mmps guidance (1 CG "
+        "step(s)). Started at t = 0.25 from window OI's analysis of every frame, noised to it.")

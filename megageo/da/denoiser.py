@@ -85,6 +85,7 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.preconditioning = preconditioning
         self.fit_gaussian, self.cp = gaussian, ctx.cp
+        self.gaussian: ZonalGaussian | None = None
         self.tubelet = config.tubelet_frames
         channels, height, width = frame_shape
         tubelet_shape = (self.tubelet * channels, height, width)  # a tubelet is its frames' channels side by side
@@ -109,7 +110,9 @@ class Denoiser(torch.nn.Module):
         if self.fit_gaussian is None:
             return output
         sde = self.preconditioning.sde
-        estimate = self.fit_gaussian().estimate(x_t, sde.mu(t), sde.sigma(t), self.cp)
+        if self.gaussian is None or self.gaussian.mean.device != x_t.device:
+            self.gaussian = self.fit_gaussian().to(x_t.device)
+        estimate = self.gaussian.estimate(x_t, sde.mu(t), sde.sigma(t), self.cp)
         return output + self.preconditioning.output_of_estimate(x_t.float(), t, estimate)
 
 

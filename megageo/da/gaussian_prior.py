@@ -66,6 +66,9 @@ class ZonalGaussian:
         return cls(torch.from_numpy(mean).float(), torch.from_numpy(vectors).to(torch.complex64),
                    torch.from_numpy(np.clip(values, 0, None) / width).float())
 
+    def to(self, device: torch.device) -> ZonalGaussian:
+        return ZonalGaussian(self.mean.to(device), self.directions.to(device), self.eigenvalues.to(device))
+
     def estimate(self, x_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
                  cp: ContextParallel = ContextParallel()) -> torch.Tensor:
         """E[x | x_t] for x_t [B, L', C, H, W] at per-window μ, σ [B]; under context parallelism x_t is this
@@ -74,7 +77,8 @@ class ZonalGaussian:
         block = cp.block(self.mean.shape[0])
         rows = slice(block.start * channels * height, block.stop * channels * height)
         device = x_t.device
-        residual = x_t.float() - mu.view(-1, 1, 1, 1, 1).to(device) * self.mean[block].to(device)
+        mean = self.mean[block].to(device)
+        residual = x_t.float() - mu.view(-1, 1, 1, 1, 1).to(device) * mean
         spectra = torch.fft.rfft(residual, dim=-1).reshape(batch, -1, width // 2 + 1).permute(2, 1, 0)  # [K, N', B]
         directions = self.directions[:, rows].to(device)
         coefficients = all_reduce_sum(torch.view_as_real(directions.mH @ spectra), cp)  # [K, N, B, 2]
@@ -83,7 +87,7 @@ class ZonalGaussian:
         shrink = mu * eigenvalues / (mu**2 * eigenvalues + sigma**2)  # [K, N, B]
         estimate = directions @ (shrink * torch.view_as_complex(coefficients.contiguous()))
         fields = torch.fft.irfft(estimate.permute(2, 1, 0).reshape(batch, frames, channels, height, -1), n=width)
-        return self.mean[block].to(device) + fields
+        return mean + fields
 
 
 def _zonal_taper(lat: np.ndarray, lon: np.ndarray, half_width_km: float, blocks: int) -> np.ndarray:

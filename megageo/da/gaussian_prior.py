@@ -11,8 +11,8 @@ zonal shift and the north–south mirror, then tapered (9.5 m on that truth, the
 without the mirror). A zonally stationary Σ is block-diagonal in zonal wavenumber k: one N × N Hermitian block
 per k, N = L · C · H (frames, channels, latitudes), whose eigenvectors give the denoiser through one FFT along
 longitude. The denoiser adds the network output that stands for this estimate
-(`Preconditioning.output_of_estimate`): a network that outputs zero is the Gaussian prior, whose guided sampler
-draws that Kalman analysis.
+(`Preconditioning.output_of_estimate`): a network that outputs zero is the Gaussian prior, whose MMPS-guided sampler
+draws that Kalman analysis (tests/da/test_guidance.py; SDA's γ guidance only approximates it).
 
 The fit is a function of the training store alone (its split, channels and normalisation), so it is not kept in
 the checkpoint: training and sampling each fit it from `data.store` (seconds), and a run without that store is

@@ -11,8 +11,7 @@ drawn after the noise from the same generator.
 
 from __future__ import annotations
 
-import functools
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import torch
@@ -34,7 +33,7 @@ class DiffusionTask:
                                                config.diffusion.sigma_data)
 
     def build(self, frame_shape: tuple[int, int, int], ctx: TensorParallelContext) -> torch.nn.Module:
-        gaussian = functools.cache(partial(fit_from_store, self.config)) if self.config.diffusion.gaussian_base else None
+        gaussian = cache(partial(fit_from_store, self.config)) if self.config.diffusion.gaussian_base else None
         return Denoiser(self.config.model, frame_shape, ctx, self.preconditioning, gaussian)
 
     def loss(self, model: Any, x: torch.Tensor, y: torch.Tensor, cp: ContextParallel,

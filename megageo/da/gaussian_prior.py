@@ -72,18 +72,18 @@ class ZonalGaussian:
     def estimate(self, x_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
                  cp: ContextParallel = ContextParallel()) -> torch.Tensor:
         """E[x | x_t] for x_t [B, L', C, H, W] at per-window μ, σ [B]; under context parallelism x_t is this
-        rank's block of frames and the projections onto V are summed over the blocks."""
+        rank's block of frames and the projections onto V are summed over the blocks. The Gaussian must be on
+        x_t's device (`to`)."""
         batch, frames, channels, height, width = x_t.shape
         block = cp.block(self.mean.shape[0])
         rows = slice(block.start * channels * height, block.stop * channels * height)
-        device = x_t.device
-        mean = self.mean[block].to(device)
-        residual = x_t.float() - mu.view(-1, 1, 1, 1, 1).to(device) * mean
+        mean = self.mean[block]
+        mu, sigma = mu.to(x_t.device).float(), sigma.to(x_t.device).float()
+        residual = x_t.float() - mu.view(-1, 1, 1, 1, 1) * mean
         spectra = torch.fft.rfft(residual, dim=-1).reshape(batch, -1, width // 2 + 1).permute(2, 1, 0)  # [K, N', B]
-        directions = self.directions[:, rows].to(device)
+        directions = self.directions[:, rows]
         coefficients = all_reduce_sum(torch.view_as_real(directions.mH @ spectra), cp)  # [K, N, B, 2]
-        eigenvalues = self.eigenvalues.to(device)[..., None]
-        mu, sigma = mu.to(device).float(), sigma.to(device).float()
+        eigenvalues = self.eigenvalues[..., None]
         shrink = mu * eigenvalues / (mu**2 * eigenvalues + sigma**2)  # [K, N, B]
         estimate = directions @ (shrink * torch.view_as_complex(coefficients.contiguous()))
         fields = torch.fft.irfft(estimate.permute(2, 1, 0).reshape(batch, frames, channels, height, -1), n=width)

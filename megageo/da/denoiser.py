@@ -56,9 +56,12 @@ class TokenHead(OutputHead):
     values: a value near a patch's edge then reads the next patch's token too, where a linear map of one token
     draws every patch on its own (the tiny prior's analysis mean showed its 8 × 8 patches). The head's output is
     gathered whole on every TP rank and its frames are the rank's CP block, so the convolution's weights are
-    replicated and need no halo."""
+    replicated and need no halo.
 
-    def __init__(self, grid: PatchGrid, config: ModelConfig, ctx: TensorParallelContext):
+    `zero`: the head's last layer starts at zero (as DiT's adaLN-zero), so that an untrained denoiser over a
+    Gaussian base is that Gaussian's exact denoiser and training starts from its loss."""
+
+    def __init__(self, grid: PatchGrid, config: ModelConfig, ctx: TensorParallelContext, zero: bool = False):
         features = HEAD_CONV_FEATURES if config.head_conv_size else 1
         super().__init__(grid.token_values * features, config, ctx)
         self.grid = dataclasses.replace(grid, channels=grid.channels * features)
@@ -66,8 +69,10 @@ class TokenHead(OutputHead):
         if self.conv_size:
             self.conv = torch.nn.Conv2d(self.grid.channels, grid.channels, self.conv_size, dtype=ctx.params_dtype)
             bound = 1.0 / math.sqrt(self.grid.channels * self.conv_size**2)  # PyTorch's default Conv2d init
-            declare(self.conv.weight, uniform(-bound, bound))
+            declare(self.conv.weight, constant(0.0) if zero else uniform(-bound, bound))
             declare(self.conv.bias, constant(0.0))
+        elif zero:
+            declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.proj(self.normalized(x))[0]  # [S, B, C·p·p (× features)]
@@ -94,7 +99,7 @@ class Denoiser(torch.nn.Module):
         self.input = PatchEmbedding(*embedding_args)
         self.noise_level = NoiseLevel(config.hidden_size, ctx)
         self.blocks = torch.nn.ModuleList(Block(config, ctx) for _ in range(config.num_layers))
-        self.head = TokenHead(self.input.grid, config, ctx)
+        self.head = TokenHead(self.input.grid, config, ctx, zero=gaussian is not None)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t: [B, L, C, H, W] noised normalised frames (fp32 keeps the preconditioning exact), t: [B] or a

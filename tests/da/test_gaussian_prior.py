@@ -76,19 +76,20 @@ def test_a_single_training_window_is_refused(windows) -> None:
         ZonalGaussian.fit(windows[:1], LAT, LON, taper_km=0)
 
 
-def test_a_denoiser_whose_network_outputs_zero_is_the_gaussians_exact_denoiser() -> None:
-    """The tiny denoiser with its head's convolution zeroed: ε̂ = (x_t − μ E[x | x_t]) / σ of the Gaussian alone."""
+@pytest.mark.parametrize("head_conv_size", [3, 0])
+def test_an_untrained_denoiser_over_the_base_is_the_gaussians_exact_denoiser(head_conv_size: int) -> None:
+    """The head's last layer (its convolution, or its projection without one) starts at zero, so the untrained
+    network adds nothing: ε̂ = (x_t − μ E[x | x_t]) / σ of the Gaussian alone, and training starts from its loss."""
     from megageo.da.denoiser import noise_predictor
 
     training = np.random.default_rng(3).standard_normal((12, *WINDOW_SHAPE))
     prior = ZonalGaussian.fit(training, np.linspace(80, -80, 8), np.arange(8) * 45.0, taper_km=4000.0)
-    denoiser = tiny_denoiser(lambda: prior)
-    torch.nn.init.zeros_(denoiser.head.conv.weight)
-    torch.nn.init.zeros_(denoiser.head.conv.bias)
+    denoiser = tiny_denoiser(lambda: prior, head_conv_size)
     x_t = torch.randn(3, *WINDOW_SHAPE, generator=torch.Generator().manual_seed(2))
     sde, t = VPSDE(), torch.tensor(0.4)
     with torch.no_grad():
         eps = noise_predictor(denoiser)(x_t, t)
+        assert tiny_denoiser(head_conv_size=head_conv_size)(x_t, t).abs().mean() > 0.02  # without a base: random
     expected = (x_t - sde.mu(t) * prior.estimate(x_t, sde.mu(t).expand(3), sde.sigma(t).expand(3))) / sde.sigma(t)
     torch.testing.assert_close(eps, expected, rtol=1e-4, atol=1e-4)
 

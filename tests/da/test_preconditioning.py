@@ -38,7 +38,7 @@ def test_the_training_target_gives_back_the_true_noise(prediction: str) -> None:
 
 @pytest.mark.parametrize("prediction,sigma_data", [("edm", 1.0), ("edm", 0.5), ("epsilon", 1.0), ("x0", 1.0)])
 def test_the_output_of_an_estimate_gives_that_estimate_back_through_tweedie(prediction: str, sigma_data: float) -> None:
-    """What `diffusion.gaussian_rank` adds to the network: the F whose ε̂ Tweedie's formula turns into a given x̂, at
+    """What `diffusion.gaussian_base` adds to the network: the F whose ε̂ Tweedie's formula turns into a given x̂, at
     every noise level from t = 0 (σ = η) to t = 1 (μ = η)."""
     pre = Preconditioning(VPSDE(), prediction, sigma_data)
     generator = torch.Generator().manual_seed(5)

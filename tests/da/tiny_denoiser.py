@@ -10,8 +10,8 @@ import torch
 WINDOW_SHAPE = (4, 1, 8, 8)
 
 
-def tiny_denoiser(gaussian: Callable | None = None) -> torch.nn.Module:
-    """`gaussian`: the `diffusion.gaussian_rank` prior's fit, if any."""
+def tiny_denoiser(gaussian: Callable | None = None, head_conv_size: int = 3) -> torch.nn.Module:
+    """`gaussian`: the `diffusion.gaussian_base` prior's fit, if any."""
     from megageo.config import ModelConfig
     from megageo.da.denoiser import Denoiser
     from megageo.da.sde import VPSDE, Preconditioning
@@ -22,7 +22,8 @@ def tiny_denoiser(gaussian: Callable | None = None) -> torch.nn.Module:
 
     groups.initialize_single_process()
     config = ModelConfig(mixer=GlobalLinearConfig(num_heads=2, head_dim=4, grid_conv_size=3), num_layers=2,
-                         hidden_size=8, tokens="patch", patch_size=4, head_conv_size=3)
+                         hidden_size=8, tokens="patch", patch_size=4,
+                         head_conv_size=head_conv_size)
     ctx = TensorParallelContext.current(False, config.init_std, config.num_layers)
     model = Denoiser(config, WINDOW_SHAPE[1:], ctx, Preconditioning(VPSDE(1e-3)), gaussian)
     initialize_parameters(model, seed=3, tp=1, rank=0)

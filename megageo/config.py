@@ -163,9 +163,10 @@ class DiffusionConfig:
     """Add to the network the exact denoiser of a Gaussian fitted to the training windows (`megageo.da.gaussian_prior`:
     their covariance averaged over every zonal shift and the north–south mirror, the embedded shallow-water model's
     symmetries), so that the network learns only the rest; a network that outputs zero samples that Gaussian's
-    Kalman analysis. Fitted from `data.store` in training and again in sampling, so that store must be there.
-    Measured (README, "A Gaussian base under the network"): the tiny prior's twin over three truths from 11.8 to
-    10.2 m (window OI 9.8, LETKF 10.0), CRPS from 6.4 to 5.5 m. For a reanalysis the symmetries are only approximate."""
+    Kalman analysis; the head starts at zero, so training starts from the Gaussian. Fitted from `data.store` in
+    training and again in sampling, so that store must be there. Measured (README, "A Gaussian base under the
+    network"): the tiny prior's twin over three truths from 11.8 to 10.1 m with 16 members (window OI 9.8, LETKF
+    10.0), CRPS from 6.4 to 5.5 m; on in the tiny config. For a reanalysis the symmetries are only approximate."""
     gaussian_taper_km: float = 6000.0
     """The Gaussian's Gaspari–Cohn half-width in great-circle distance (0: untapered). On the first twin truth its
     Kalman analysis scores 9.48 m at 6000 km, 9.53 m at 10000 km and 9.75 m untapered (window OI: 9.74 m)."""

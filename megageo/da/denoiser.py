@@ -63,7 +63,7 @@ class TokenHead(OutputHead):
 
     def __init__(self, grid: PatchGrid, config: ModelConfig, ctx: TensorParallelContext, zero: bool = False):
         features = HEAD_CONV_FEATURES if config.head_conv_size else 1
-        super().__init__(grid.token_values * features, config, ctx)
+        super().__init__(grid.token_values * features, config, ctx, zero=zero and not config.head_conv_size)
         self.grid = dataclasses.replace(grid, channels=grid.channels * features)
         self.conv_size = config.head_conv_size
         if self.conv_size:
@@ -71,8 +71,6 @@ class TokenHead(OutputHead):
             bound = 1.0 / math.sqrt(self.grid.channels * self.conv_size**2)  # PyTorch's default Conv2d init
             declare(self.conv.weight, constant(0.0) if zero else uniform(-bound, bound))
             declare(self.conv.bias, constant(0.0))
-        elif zero:
-            declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.proj(self.normalized(x))[0]  # [S, B, C·p·p (× features)]

@@ -1,5 +1,6 @@
-"""What both forecast heads share: the final norm, a column-parallel projection of the last positions to the
-forecast's values, and the residual head's zero start (an untrained model forecasts persistence)."""
+"""What the output heads share: the final norm, a column-parallel projection of the last positions to the
+output's values, and a zero start for that projection (a residual head's, so that an untrained model forecasts
+persistence; a denoiser's over a Gaussian base, so that it starts as that Gaussian)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from megageo.parallel.partition import constant, declare
 
 
 class OutputHead(torch.nn.Module):
-    def __init__(self, outputs: int, config: ModelConfig, ctx: TensorParallelContext):
+    def __init__(self, outputs: int, config: ModelConfig, ctx: TensorParallelContext, zero: bool = False):
         super().__init__()
         self.ctx = ctx
         self.norm = RMSNorm(config.hidden_size, ctx, config.norm_eps)
         self.proj = column_linear(config.hidden_size, (outputs,), ctx, bias=True, gather_output=True)
-        if config.head == "residual":
+        if zero or config.head == "residual":
             declare(self.proj.weight, constant(0.0), self.proj.weight.megageo_partition)
 
     def normalized(self, x: torch.Tensor) -> torch.Tensor:

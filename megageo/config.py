@@ -135,6 +135,7 @@ class EvalConfig:
 
 PREDICTIONS = ("edm", "epsilon", "x0")
 SYMMETRIES = ("zonal_shift", "mirror")
+GUIDANCE_JACOBIANS = ("network", "gaussian_base")
 
 
 @dataclass
@@ -186,6 +187,11 @@ class DiffusionConfig:
     (tests/da/test_diffusion_task.py)."""
     gamma: float = 1e-2
     cg_steps: int = 1
+    guidance_jacobian: str = "network"
+    """Whose Jacobian ∂x̂/∂x_t carries the observations back to the noised state: `network` (the whole denoiser's,
+    by autograd: a backward pass at every denoiser call) or `gaussian_base` (only the Gaussian base's, in closed
+    form, with `gaussian_base`: the network's correction is taken as locally constant, so the sampler runs the
+    network forward only; exact for a network that outputs zero)."""
     members: int = 16
     """Analysis ensemble size."""
     spectral_truncation: int = 0
@@ -249,8 +255,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     return config
 
 
-SAMPLER_KEYS = ("steps", "corrections", "tau", "guidance", "gamma", "cg_steps", "members", "max_windows",
-                "random_shift", "spectral_truncation", "start_time")
+SAMPLER_KEYS = ("steps", "corrections", "tau", "guidance", "gamma", "cg_steps", "guidance_jacobian", "members",
+                "max_windows", "random_shift", "spectral_truncation", "start_time")
 
 
 def with_sampler_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -483,6 +489,12 @@ def _validate_task(config: Config) -> None:
     if diffusion.guidance not in ("mmps", "gaussian") or diffusion.members < 1 or diffusion.cg_steps < 1:
         raise MegageoError(f"diffusion.guidance must be mmps or gaussian (got {diffusion.guidance!r}), "
                            f"members and cg_steps at least 1 (got {diffusion.members}, {diffusion.cg_steps})")
+    if diffusion.guidance_jacobian not in GUIDANCE_JACOBIANS:
+        raise MegageoError(f"diffusion.guidance_jacobian must be {' or '.join(GUIDANCE_JACOBIANS)}, got "
+                           f"{diffusion.guidance_jacobian!r}")
+    if diffusion.guidance_jacobian == "gaussian_base" and not diffusion.gaussian_base:
+        raise MegageoError("diffusion.guidance_jacobian: gaussian_base needs a prior trained with "
+                           "diffusion.gaussian_base: true")
     if diffusion.max_windows < 0:
         raise MegageoError(f"diffusion.max_windows must be 0 (all at once) or positive, got {diffusion.max_windows}")
     unknown = sorted(set(diffusion.augment) - set(SYMMETRIES))

@@ -21,6 +21,7 @@ import torch
 from megageo.config import ModelConfig
 from megageo.da.gaussian_prior import ZonalGaussian
 from megageo.da.sde import NoisePredictor, Preconditioning
+from megageo.errors import MegageoError
 from megageo.model.block import Block
 from megageo.model.forecaster import end_stages
 from megageo.model.grid_conv import pad_sphere
@@ -113,10 +114,16 @@ class Denoiser(torch.nn.Module):
         if self.fit_gaussian is None:
             return output
         sde = self.preconditioning.sde
-        if self.gaussian is None or self.gaussian.mean.device != x_t.device:
-            self.gaussian = self.fit_gaussian().to(x_t.device)
-        estimate = self.gaussian.estimate(x_t, sde.mu(t), sde.sigma(t), self.cp)
+        estimate = self.base(x_t.device).estimate(x_t, sde.mu(t), sde.sigma(t), self.cp)
         return output + self.preconditioning.output_of_estimate(x_t.float(), t, estimate)
+
+    def base(self, device: torch.device) -> ZonalGaussian:
+        """The Gaussian base on `device`, fitted at the first call (`diffusion.gaussian_base`)."""
+        if self.fit_gaussian is None:
+            raise MegageoError("this denoiser has no Gaussian base (diffusion.gaussian_base is off)")
+        if self.gaussian is None or self.gaussian.mean.device != device:
+            self.gaussian = self.fit_gaussian().to(device)
+        return self.gaussian
 
 
 def noise_predictor(denoiser: Denoiser) -> NoisePredictor:
@@ -130,3 +137,17 @@ def noise_predictor(denoiser: Denoiser) -> NoisePredictor:
         return denoiser.preconditioning.noise(x_model, t_model, denoiser(x_model, t_model)).to(x.device)
 
     return eps
+
+
+def base_jacobian(denoiser: Denoiser) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """(v, t) → ∂x̂_G/∂x_t · v on the sampler's device, x̂_G the exact denoiser of the Gaussian base: the Jacobian
+    that `diffusion.guidance_jacobian: gaussian_base` puts in place of the whole denoiser's. The network's
+    correction is taken as locally constant in x_t, so guidance needs no backward pass through the network."""
+    device = next(denoiser.parameters()).device
+    sde = denoiser.preconditioning.sde
+
+    def product(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(device).float().expand(len(v))
+        return denoiser.base(device).jacobian_product(v.to(device), sde.mu(t), sde.sigma(t), denoiser.cp).to(v)
+
+    return product

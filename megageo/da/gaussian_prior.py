@@ -74,20 +74,26 @@ class ZonalGaussian:
         """E[x | x_t] for x_t [B, L', C, H, W] at per-window μ, σ [B]; under context parallelism x_t is this
         rank's block of frames and the projections onto V are summed over the blocks. The Gaussian must be on
         x_t's device (`to`)."""
-        batch, frames, channels, height, width = x_t.shape
+        mean = self.mean[cp.block(self.mean.shape[0])]
+        residual = x_t.float() - mu.to(x_t.device).float().view(-1, 1, 1, 1, 1) * mean
+        return mean + self.jacobian_product(residual, mu, sigma, cp)
+
+    def jacobian_product(self, v: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+                         cp: ContextParallel = ContextParallel()) -> torch.Tensor:
+        """∂E[x | x_t]/∂x_t · v = V diag(μλ / (μ²λ + σ²)) Vᴴ v for v [B, L', C, H, W] (this rank's frames) at
+        per-window μ, σ [B]: the linear part of `estimate`, symmetric, so it is also the vector–Jacobian product
+        that guidance needs (`diffusion.guidance_jacobian: gaussian_base`)."""
+        batch, frames, channels, height, width = v.shape
         block = cp.block(self.mean.shape[0])
         rows = slice(block.start * channels * height, block.stop * channels * height)
-        mean = self.mean[block]
-        mu, sigma = mu.to(x_t.device).float(), sigma.to(x_t.device).float()
-        residual = x_t.float() - mu.view(-1, 1, 1, 1, 1) * mean
-        spectra = torch.fft.rfft(residual, dim=-1).reshape(batch, -1, width // 2 + 1).permute(2, 1, 0)  # [K, N', B]
+        mu, sigma = mu.to(v.device).float(), sigma.to(v.device).float()
+        spectra = torch.fft.rfft(v.float(), dim=-1).reshape(batch, -1, width // 2 + 1).permute(2, 1, 0)  # [K, N', B]
         directions = self.directions[:, rows]
         coefficients = all_reduce_sum(torch.view_as_real(directions.mH @ spectra), cp)  # [K, N, B, 2]
         eigenvalues = self.eigenvalues[..., None]
         shrink = mu * eigenvalues / (mu**2 * eigenvalues + sigma**2)  # [K, N, B]
-        estimate = directions @ (shrink * torch.view_as_complex(coefficients.contiguous()))
-        fields = torch.fft.irfft(estimate.permute(2, 1, 0).reshape(batch, frames, channels, height, -1), n=width)
-        return mean + fields
+        product = directions @ (shrink * torch.view_as_complex(coefficients.contiguous()))
+        return torch.fft.irfft(product.permute(2, 1, 0).reshape(batch, frames, channels, height, -1), n=width)
 
 
 def _zonal_taper(lat: np.ndarray, lon: np.ndarray, half_width_km: float, blocks: int) -> np.ndarray:

@@ -8,6 +8,9 @@ p(y | x_t) is approximated by a Gaussian around the denoiser's clean-state estim
   V = Cov[x | x_t] = (σ²/μ) ∂x̂/∂x_t; the linear system is solved with a few conjugate-gradient steps, each one
   vector–Jacobian product through the denoiser (the Jacobian of a score-based denoiser is symmetric). For a
   Gaussian prior both moments are exact, and so is the guided score.
+Both need the Jacobian ∂x̂/∂x_t, by autograd through the denoiser, or over a Gaussian base (`diffusion.
+guidance_jacobian: gaussian_base`) the base's own, in closed form: the network's correction is taken as locally
+constant, which is exact where the network outputs zero.
 `A` must be linear in x (selecting stations or coarsening fields are).
 """
 
@@ -24,6 +27,38 @@ Observe = Callable[[torch.Tensor], torch.Tensor]
 """A linear observation operator: states [N, ...] → observations [N, M]."""
 
 
+Jacobian = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""`(v [N, ...], t) → ∂x̂/∂x_t · v` of a surrogate for the denoiser's own (symmetric) Jacobian: the Gaussian base's
+(`megageo.da.denoiser.base_jacobian`), so that guidance runs the network forward only."""
+
+
+def linearised(eps: NoisePredictor, sde: VPSDE, x: torch.Tensor, t: torch.Tensor, jacobian: Jacobian | None
+               ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """ε̂, x̂ and u ↦ (∂x̂/∂x_t)ᵀ u at x_t = `x`: by autograd through the denoiser, or with `jacobian`'s surrogate,
+    for which the denoiser runs without a graph (measured on the tiny prior, 32 windows: 1.25 s a call against
+    4.36 s with its backward pass)."""
+    if jacobian is not None:
+        with torch.no_grad():
+            noise = eps(x, t)
+        return noise, sde.denoise(x, t, noise), lambda u: jacobian(u, t)
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        noise = eps(x, t)
+        denoised = sde.denoise(x, t, noise)
+
+    def jacobian_t(u: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(denoised, x, u, retain_graph=True)[0]
+
+    return noise.detach(), denoised.detach(), jacobian_t
+
+
+def adjoint(observe: Observe, like: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Aᵀ v for the linear A = `observe` on states shaped `like`, by autograd through A."""
+    with torch.enable_grad():
+        probe = torch.zeros_like(like, requires_grad=True)
+        return torch.autograd.grad(observe(probe), probe, v)[0]
+
+
 @dataclass
 class GaussianGuidance:
     eps: NoisePredictor
@@ -34,17 +69,15 @@ class GaussianGuidance:
     std: torch.Tensor
     """[M] observation error standard deviations."""
     gamma: float = 1e-2
+    jacobian: Jacobian | None = None
+    """None: the denoiser's own, by autograd."""
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         mu, sigma = self.sde.mu(t), self.sde.sigma(t)
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            eps = self.eps(x, t)
-            error = self.y - self.observe(self.sde.denoise(x, t, eps))
-            variance = self.std**2 + self.gamma * (sigma / mu) ** 2
-            log_likelihood = -(error.square() / variance).sum() / 2
-            (score,) = torch.autograd.grad(log_likelihood, x)
-        return eps.detach() - sigma * score
+        eps, denoised, jacobian_t = linearised(self.eps, self.sde, x, t, self.jacobian)
+        variance = self.std**2 + self.gamma * (sigma / mu) ** 2
+        score = jacobian_t(adjoint(self.observe, denoised, (self.y - self.observe(denoised)) / variance))
+        return eps - sigma * score  # the score of log N(y | A x̂, variance) is Jᵀ Aᵀ (y − A x̂) / variance
 
 
 @dataclass
@@ -55,28 +88,18 @@ class MomentMatchingGuidance:
     observe: Observe
     std: torch.Tensor
     cg_steps: int = 3
+    jacobian: Jacobian | None = None
+    """None: the denoiser's own, by autograd."""
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         mu, sigma = self.sde.mu(t), self.sde.sigma(t)
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            eps = self.eps(x, t)
-            denoised = self.sde.denoise(x, t, eps)
-            residual = self.y - self.observe(denoised)
+        eps, denoised, jacobian_t = linearised(self.eps, self.sde, x, t, self.jacobian)
 
-            def jacobian_t(u: torch.Tensor) -> torch.Tensor:  # (∂x̂/∂x_t)ᵀ u = ∂x̂/∂x_t u (symmetric)
-                return torch.autograd.grad(denoised, x, u, retain_graph=True)[0]
+        def system(v: torch.Tensor) -> torch.Tensor:  # (diag(std²) + A V Aᵀ) v
+            return self.std**2 * v + (sigma**2 / mu) * self.observe(jacobian_t(adjoint(self.observe, denoised, v)))
 
-            def observe_t(v: torch.Tensor) -> torch.Tensor:  # Aᵀ v, by autograd through the linear A
-                probe = torch.zeros_like(denoised, requires_grad=True)
-                return torch.autograd.grad(self.observe(probe), probe, v)[0]
-
-            def system(v: torch.Tensor) -> torch.Tensor:  # (diag(std²) + A V Aᵀ) v
-                return self.std**2 * v + (sigma**2 / mu) * self.observe(jacobian_t(observe_t(v)))
-
-            solution = conjugate_gradient(system, residual.detach(), self.cg_steps)
-            score = jacobian_t(observe_t(solution))
-        return eps.detach() - sigma * score
+        solution = conjugate_gradient(system, self.y - self.observe(denoised), self.cg_steps)
+        return eps - sigma * jacobian_t(adjoint(self.observe, denoised, solution))
 
 
 def conjugate_gradient(operator: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, steps: int) -> torch.Tensor:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from megageo.config import DiffusionConfig
-from megageo.da.denoiser import noise_predictor
+from megageo.da.denoiser import base_jacobian, noise_predictor
 from megageo.da.guidance import GaussianGuidance, MomentMatchingGuidance, Observe
 from megageo.da.sde import VPSDE, NoisePredictor
 
@@ -23,6 +23,7 @@ def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape
     run per pass rather than over the whole batch)."""
     sde = VPSDE(settings.eta)
     eps = noise_predictor(denoiser)
+    jacobian = base_jacobian(denoiser) if settings.guidance_jacobian == "gaussian_base" else None
     if settings.random_shift:
         eps = RandomlyShifted(eps, torch.Generator().manual_seed(generator.initial_seed() + 1))
 
@@ -31,8 +32,8 @@ def sample_posterior(denoiser: torch.nn.Module, settings: DiffusionConfig, shape
             return eps
         observed = y if y.dim() == 1 else y[windows]
         if settings.guidance == "mmps":
-            return MomentMatchingGuidance(eps, sde, observed, observe, std, settings.cg_steps)
-        return GaussianGuidance(eps, sde, observed, observe, std, settings.gamma)
+            return MomentMatchingGuidance(eps, sde, observed, observe, std, settings.cg_steps, jacobian)
+        return GaussianGuidance(eps, sde, observed, observe, std, settings.gamma, jacobian)
 
     def in_passes(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if isinstance(eps, RandomlyShifted):

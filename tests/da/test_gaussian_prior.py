@@ -102,3 +102,51 @@ def test_a_prior_whose_training_store_is_gone_is_refused_before_any_denoising(tm
     config = load_config("configs/tiny/diffusion.yaml", [f"data.store={gone}", "diffusion.gaussian_base=true"])
     with pytest.raises(MegageoError, match=f"fitted from its training store {gone}, which is not there"):
         fit_from_store(config)
+
+
+def test_the_bases_jacobian_product_is_autograds_jacobian_of_its_estimate_and_symmetric() -> None:
+    training = np.random.default_rng(4).standard_normal((12, *WINDOW_SHAPE))
+    prior = ZonalGaussian.fit(training, np.linspace(80, -80, 8), np.arange(8) * 45.0, taper_km=4000.0)
+    generator = torch.Generator().manual_seed(5)
+    x_t, u, v = (torch.randn(2, *WINDOW_SHAPE, generator=generator) for _ in range(3))
+    sde = VPSDE()
+    mu, sigma = sde.mu(torch.tensor([0.3, 0.8])), sde.sigma(torch.tensor([0.3, 0.8]))
+    _, autograd = torch.autograd.functional.jvp(lambda x: prior.estimate(x, mu, sigma), x_t, v)
+    product = prior.jacobian_product(v, mu, sigma)
+    torch.testing.assert_close(product, autograd, rtol=1e-4, atol=1e-5)
+    assert float(product.abs().mean()) > 0.05
+    torch.testing.assert_close((u * product).sum((1, 2, 3, 4)), (prior.jacobian_product(u, mu, sigma) * v).sum((1, 2, 3, 4)),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("guidance", ["gaussian", "mmps"])
+def test_guidance_through_the_bases_jacobian_is_exact_for_an_untrained_network_and_only_then(guidance: str) -> None:
+    """With the head at zero the denoiser is the Gaussian's, so its Jacobian is the base's and both guided ε̃ agree;
+    with the head's weights drawn (unit variance), the network's own Jacobian counts and the two differ by more
+    than 2 % of the observations' pull (measured: 4 % for MMPS, 4 % for γ guidance)."""
+    from tiny_denoiser import stations
+
+    from megageo.da.denoiser import base_jacobian, noise_predictor
+    from megageo.da.guidance import GaussianGuidance, MomentMatchingGuidance
+    from megageo.da.observations import ObservationOperator
+
+    training = np.random.default_rng(3).standard_normal((12, *WINDOW_SHAPE))
+    prior = ZonalGaussian.fit(training, np.linspace(80, -80, 8), np.arange(8) * 45.0, taper_km=4000.0)
+    denoiser = tiny_denoiser(lambda: prior)
+    flat, y, std = stations()
+    observe, sde, t = ObservationOperator(flat), VPSDE(1e-3), torch.tensor(0.4)
+    x_t = torch.randn(3, *WINDOW_SHAPE, generator=torch.Generator().manual_seed(6))
+
+    def guided(jacobian) -> torch.Tensor:
+        if guidance == "mmps":
+            return MomentMatchingGuidance(noise_predictor(denoiser), sde, y, observe, std, 3, jacobian)(x_t, t)
+        return GaussianGuidance(noise_predictor(denoiser), sde, y, observe, std, 0.01, jacobian)(x_t, t)
+
+    unguided = noise_predictor(denoiser)(x_t, t).detach()
+    exact, surrogate = guided(None), guided(base_jacobian(denoiser))
+    assert float((exact - unguided).abs().mean()) > 0.01  # the observations do pull
+    torch.testing.assert_close(surrogate, exact, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        denoiser.head.conv.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(7))
+    pull = float((exact - unguided).abs().max())
+    assert float((guided(base_jacobian(denoiser)) - guided(None)).abs().max()) > 0.02 * pull  # 0.04 x for mmps

@@ -191,7 +191,10 @@ class DiffusionConfig:
     """Whose Jacobian ∂x̂/∂x_t carries the observations back to the noised state: `network` (the whole denoiser's,
     by autograd: a backward pass at every denoiser call) or `gaussian_base` (only the Gaussian base's, in closed
     form, with `gaussian_base`: the network's correction is taken as locally constant, so the sampler runs the
-    network forward only; exact for a network that outputs zero)."""
+    network forward only; exact for a network that outputs zero). Measured on the tiny prior's first twin truth, 8
+    members: γ guidance 10.00 m either way, in 64 s a batch of 4 cycles against 246 s; MMPS with 10 CG steps (each
+    now a closed-form product, not a backward pass) 9.92 m, spread-skill 0.96, CRPS 5.07 m (γ's: 0.73, 5.42 m), and
+    9.91 m without the corrector in 60 s a batch (README, "Guidance through the base's Jacobian")."""
     members: int = 16
     """Analysis ensemble size."""
     spectral_truncation: int = 0

@@ -443,9 +443,12 @@ def sampler_line(sampler: dict[str, Any]) -> str:
         f"Sampler: {sampler['prediction']} denoiser"
         + (f" added to the exact denoiser of the training windows' zonally stationary, mirror-symmetric Gaussian "
            f"(tapered at {sampler['gaussian_taper_km']:g} km)" if sampler["gaussian_base"] else "")
-        + f", {sampler['steps']} steps, {sampler['corrections']} corrector(s) at τ = {sampler['tau']:g}, "
-        f"{sampler['guidance']} guidance"
-        + (f" ({sampler['cg_steps']} CG step(s))." if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g}).")
+        + f", {sampler['steps']} steps, "
+        + (f"{sampler['corrections']} corrector(s) at τ = {sampler['tau']:g}, " if sampler["corrections"] else
+           "no corrector, ")
+        + f"{sampler['guidance']} guidance"
+        + (f" ({sampler['cg_steps']} CG step(s))" if sampler["guidance"] == "mmps" else f" (γ = {sampler['gamma']:g})")
+        + (" through the Gaussian base's Jacobian" if sampler["guidance_jacobian"] == "gaussian_base" else "") + "."
         + (f" Started at t = {sampler['start_time']:g} from window OI's analysis of every frame, noised to it."
            if sampler["start_time"] < 1 else "")
         + (" The state rolled by a random number of longitudes at each denoiser call." if sampler["random_shift"] else "")

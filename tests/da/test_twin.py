@@ -54,8 +54,8 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     markdown = (out / "report.md").read_text()
     assert "Tuned on a separate truth (2 cycles after the same burn-in)" in markdown
     assert ("Sampler: edm denoiser added to the exact denoiser of the training windows' zonally stationary, "
-            "mirror-symmetric Gaussian (tapered at 6000 km), 2 steps, 0 corrector(s) at τ = 0.1, gaussian guidance "
-            "(γ = 0.01).") in markdown  # the tiny config's Gaussian base
+            "mirror-symmetric Gaussian (tapered at 6000 km), 2 steps, no corrector, mmps guidance (10 CG step(s)) "
+            "through the Gaussian base's Jacobian.") in markdown  # the tiny config's sampler
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)
         assert row and float(row[1]) == round(values["rmse"]["mean"], 1)
@@ -86,8 +86,10 @@ def test_the_sampler_line_names_the_gaussian_base_and_a_warm_start() -> None:
     plain = DiffusionConfig(guidance="gaussian", tau=0.1)
     assert sampler_line(asdict(plain)) == (
         "Sampler: edm denoiser, 32 steps, 1 corrector(s) at τ = 0.1, gaussian guidance (γ = 0.01).")
-    based = replace(plain, gaussian_base=True, start_time=0.25, guidance="mmps")
+    based = replace(plain, gaussian_base=True, start_time=0.25, guidance="mmps", guidance_jacobian="gaussian_base",
+                    corrections=0)
     assert sampler_line(asdict(based)) == (
         "Sampler: edm denoiser added to the exact denoiser of the training windows' zonally stationary, "
-        "mirror-symmetric Gaussian (tapered at 6000 km), 32 steps, 1 corrector(s) at τ = 0.1, mmps guidance (1 CG "
-        "step(s)). Started at t = 0.25 from window OI's analysis of every frame, noised to it.")
+        "mirror-symmetric Gaussian (tapered at 6000 km), 32 steps, no corrector, mmps guidance (1 CG step(s)) "
+        "through the Gaussian base's Jacobian. Started at t = 0.25 from window OI's analysis of every frame, noised "
+        "to it.")

@@ -184,7 +184,8 @@ class DiffusionConfig:
     convolution, one window, 10 % stations: normalised analysis RMSE 0.135 for `gaussian`, 0.159 for `mmps` with 1
     CG step and 0.727 with 3 (that Jacobian is no covariance at high noise). But `gaussian` has no prior covariance
     to temper it: with 8 steps and 2 m errors it diverged where `mmps` fits the observations
-    (tests/da/test_diffusion_task.py)."""
+    (tests/da/test_diffusion_task.py). Over a Gaussian base, through its Jacobian (`guidance_jacobian`), `mmps`
+    with 10 CG steps leads: the tiny config's twin over three truths 9.9 m, spread-skill 0.92."""
     gamma: float = 1e-2
     cg_steps: int = 1
     guidance_jacobian: str = "network"

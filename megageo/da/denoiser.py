@@ -20,6 +20,7 @@ import torch
 
 from megageo.config import ModelConfig
 from megageo.da.gaussian_prior import ZonalGaussian
+from megageo.da.guidance import Jacobian
 from megageo.da.sde import NoisePredictor, Preconditioning
 from megageo.errors import MegageoError
 from megageo.model.block import Block
@@ -139,7 +140,7 @@ def noise_predictor(denoiser: Denoiser) -> NoisePredictor:
     return eps
 
 
-def base_jacobian(denoiser: Denoiser) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def base_jacobian(denoiser: Denoiser) -> Jacobian:
     """(v, t) → ∂x̂_G/∂x_t · v on the sampler's device, x̂_G the exact denoiser of the Gaussian base: the Jacobian
     that `diffusion.guidance_jacobian: gaussian_base` puts in place of the whole denoiser's. The network's
     correction is taken as locally constant in x_t, so guidance needs no backward pass through the network."""

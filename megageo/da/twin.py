@@ -327,6 +327,8 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
               "methods": summary,
               "latitudes": grid.lat.tolist(),
               "zonal_rmse": zonal_rmse(runs),
+              "rmse_by_cycle": {method: [[float(value) for value in run[method].rmse] for run in runs]
+                                for method in METHODS},
               "texture": {source: {key: float(np.mean([run["texture"][source][key] for run in runs]))
                                    for key in ("tendency", "roughness")} for source in ("truth", "prior", "generative")},
               "rank_histogram": np.sum([run["generative"].ranks for run in runs], axis=0).tolist(),

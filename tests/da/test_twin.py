@@ -59,6 +59,11 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     for method, values in methods.items():
         row = re.search(rf"^\| {method} \| ([\d.]+) ± ", markdown, re.MULTILINE)
         assert row and float(row[1]) == round(values["rmse"]["mean"], 1)
+    by_cycle = report["rmse_by_cycle"]  # per seed, per cycle: a long run's filters settle, the one-stage prior not
+    assert list(by_cycle) == list(methods)
+    for method, values in methods.items():
+        assert [len(seed) for seed in by_cycle[method]] == [2]
+        assert math.sqrt(np.mean(np.square(by_cycle[method][0]))) == pytest.approx(values["rmse"]["mean"], rel=1e-12)
     zonal, lat = report["zonal_rmse"], np.array(report["latitudes"])
     assert list(zonal) == list(methods) and all(len(profile) == 73 for profile in zonal.values())
     for method, values in methods.items():  # the profile's area-weighted mean square is the method's RMSE

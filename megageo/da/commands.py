@@ -26,7 +26,8 @@ def run_twin(args: argparse.Namespace) -> int:
 
     settings = TwinSettings(cycles=args.cycles, burn_in=args.burn_in, seeds=args.seeds, members=args.members,
                             fraction=args.fraction, noise=args.noise, mode=args.mode,
-                            filter_members=args.filter_members, tuning_cycles=args.tuning_cycles)
+                            filter_members=args.filter_members, tuning_cycles=args.tuning_cycles,
+                            workers=args.workers)
     report = run_twin_experiment(args.checkpoint, Path(args.out), settings, args.store, tuple(args.overrides))
     print(f"twin experiment report written to {report}")
     return 0
@@ -79,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     twin.add_argument("--tuning-cycles", type=int, default=None,
                       help="scored cycles of the separate truth that tune the localisations and inflations "
                            "(default: --cycles; a shorter run favours inflations that diverge later)")
+    twin.add_argument("--workers", type=int, default=None,
+                      help="processes running the LETKF, EnKF and free runs side by side, one thread each "
+                           "(default: one per usable core; 1: in this process)")
     twin.add_argument("--store", default=None, help="store giving the grid and climatology (default: training's)")
     add_sampler_overrides(twin)
     twin.set_defaults(func=run_twin)

@@ -24,7 +24,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +65,17 @@ class TwinSettings:
     tuned (after the same burn-in); None: as many as `cycles`, because a short run ranks the LETKF's choices
     differently from a long one: on the first truth 2000 km and 1.25, the best of 2 tuning cycles, scores 9.6 m
     over 8 cycles and 35.7 m over 100."""
+    workers: int | None = None
+    """Processes running the LETKF, EnKF and free runs side by side, one thread each (`megageo.da.filter_pool`);
+    None: one per usable core, at most one per tuning run; 1: in this process, on its threads."""
 
     def check(self) -> None:
         if (self.cycles < 1 or self.burn_in < 0 or self.seeds < 1 or self.batch_cycles < 1
-                or (self.tuning_cycles is not None and self.tuning_cycles < 1)):
-            raise MegageoError(f"twin needs cycles >= 1, burn_in >= 0, seeds >= 1, batch cycles >= 1 and tuning "
-                               f"cycles >= 1; got {self.cycles}, {self.burn_in}, {self.seeds}, {self.batch_cycles}, "
-                               f"{self.tuning_cycles}")
+                or (self.tuning_cycles is not None and self.tuning_cycles < 1)
+                or (self.workers is not None and self.workers < 1)):
+            raise MegageoError(f"twin needs cycles >= 1, burn_in >= 0, seeds >= 1, batch cycles >= 1, tuning "
+                               f"cycles >= 1 and workers >= 1; got {self.cycles}, {self.burn_in}, {self.seeds}, "
+                               f"{self.batch_cycles}, {self.tuning_cycles}, {self.workers}")
         if self.filter_members < 2:
             raise MegageoError(f"twin needs at least 2 filter members, got {self.filter_members}")
         if not 0 < self.fraction <= 1 or self.noise <= 0 or (self.members is not None and self.members < 2):
@@ -181,6 +184,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
 
     from megageo.da import scores
     from megageo.da.analysis import Channels, load_diffusion_release, on_the_sphere, sampling_denoiser
+    from megageo.da.filter_pool import FilterPool, usable_cores
     from megageo.data.grid import check_spectral_truncation
     from megageo.data.store import Store
 
@@ -211,8 +215,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
 
     def experiment(seed: int, cycles: int, radii: dict[str, tuple[float, ...]],
                    letkf: tuple[tuple[float, float], ...], enkf: tuple[float, ...], generative: bool) -> dict[str, Any]:
-        from megageo.da.ensemble_filters import (ShallowWaterEnsemble, cycle, enkf_analysis, initial_ensemble,
-                                                 letkf_analysis)
+        from megageo.da.ensemble_filters import FilterRun, ShallowWaterEnsemble, initial_ensemble
         from megageo.data.synth import LEVEL_CLIMATOLOGY
 
         rng = np.random.default_rng(seed)
@@ -241,20 +244,14 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         level_climatology = LEVEL_CLIMATOLOGY[int(channels.levels[observed])]
         ensemble = ShallowWaterEnsemble(sw_model, rows, cols, stations, *level_climatology)
         start = initial_ensemble(sw_model, settings.filter_members, seed, spinup_days=3.0)
-
-        def filtered(label: str, analysis: Any) -> MethodScores:
-            fields = cycle(ensemble, start, observations[: times[-1] + 1], analysis, label=f"{label}, seed {seed}")
-            return ensemble_scores(fields[times].swapaxes(0, 1), truths, grid.lat)
-
-        for half_width, inflation in letkf:
-            analysis = partial(letkf_analysis, error_std=error_std, taper=ensemble.taper(half_width), inflation=inflation)
-            results[letkf_key(half_width, inflation)] = filtered("LETKF", analysis)
-        for inflation in enkf:
-            analysis = partial(enkf_analysis, error_std=error_std, inflation=inflation)
-            results[f"enkf_{inflation:g}"] = filtered("EnKF", analysis)
+        runs = {**{letkf_key(*choice): FilterRun("letkf", *choice) for choice in letkf},
+                **{f"enkf_{inflation:g}": FilterRun("enkf", inflation=inflation) for inflation in enkf},
+                **({"free": FilterRun("free")} if generative else {})}
+        fields = pool.run(runs, ensemble, start, observations[: times[-1] + 1], times, error_std, f"seed {seed}")
+        results.update({key: ensemble_scores(members.swapaxes(0, 1), truths, grid.lat)
+                        for key, members in fields.items()})
         if not generative:
             return results
-        results["free"] = filtered("free", None)
         climate_std = np.sqrt(anomalies.var(0, ddof=1))
         results["climatology"] = MethodScores(*zip(*[
             (scores.ensemble_rmse(climatology[observed][None], truth[t, observed], grid.lat),
@@ -298,15 +295,16 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         return results
 
     tuning_cycles = settings.tuning_cycles or settings.cycles
-    tuning = experiment(TUNING_SEED, tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM),
-                        LETKF_CHOICES, ENKF_INFLATIONS, generative=False)
-    tuned = {key: value.summary(None)["rmse"] for key, value in tuning.items()}
-    radius = {method: min(LOCALISATION_RADII_KM, key=lambda r: tuned[f"{method}_{r:g}"])
-              for method in INTERPOLATIONS}
-    letkf = min(LETKF_CHOICES, key=lambda choice: tuned[letkf_key(*choice)])
-    inflation = min(ENKF_INFLATIONS, key=lambda i: tuned[f"enkf_{i:g}"])
-    runs = [experiment(seed, settings.cycles, {method: (radius[method],) for method in INTERPOLATIONS}, (letkf,),
-                       (inflation,), generative=True) for seed in range(settings.seeds)]
+    with FilterPool(settings.workers or min(usable_cores(), len(LETKF_CHOICES) + len(ENKF_INFLATIONS))) as pool:
+        tuning = experiment(TUNING_SEED, tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM),
+                            LETKF_CHOICES, ENKF_INFLATIONS, generative=False)
+        tuned = {key: value.summary(None)["rmse"] for key, value in tuning.items()}
+        radius = {method: min(LOCALISATION_RADII_KM, key=lambda r: tuned[f"{method}_{r:g}"])
+                  for method in INTERPOLATIONS}
+        letkf = min(LETKF_CHOICES, key=lambda choice: tuned[letkf_key(*choice)])
+        inflation = min(ENKF_INFLATIONS, key=lambda i: tuned[f"enkf_{i:g}"])
+        runs = [experiment(seed, settings.cycles, {method: (radius[method],) for method in INTERPOLATIONS}, (letkf,),
+                           (inflation,), generative=True) for seed in range(settings.seeds)]
     for run in runs:
         for method in INTERPOLATIONS:
             run[method] = run.pop(f"{method}_{radius[method]:g}")

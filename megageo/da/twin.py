@@ -24,6 +24,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,7 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
 
     from megageo.da import scores
     from megageo.da.analysis import Channels, load_diffusion_release, on_the_sphere, sampling_denoiser
+    from megageo.da.experiment_cache import ExperimentCache
     from megageo.da.filter_pool import FilterPool, usable_cores
     from megageo.data.grid import check_spectral_truncation
     from megageo.data.store import Store
@@ -295,16 +297,21 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
         return results
 
     tuning_cycles = settings.tuning_cycles or settings.cycles
+    made_of = {"settings": {**asdict(settings), "workers": None}, "members": members, "checkpoint": str(checkpoint),
+               "step": release.step, "store": str(grid.path.resolve()), "sampler": asdict(config.diffusion)}
+    cache = ExperimentCache(out_dir / "partial", json.dumps(made_of, sort_keys=True, default=str))
     with FilterPool(settings.workers or min(usable_cores(), len(LETKF_CHOICES) + len(ENKF_INFLATIONS))) as pool:
-        tuning = experiment(TUNING_SEED, tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM),
-                            LETKF_CHOICES, ENKF_INFLATIONS, generative=False)
+        tuning = cache.get_or_run("tuning", lambda: experiment(
+            TUNING_SEED, tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM), LETKF_CHOICES,
+            ENKF_INFLATIONS, generative=False))
         tuned = {key: value.summary(None)["rmse"] for key, value in tuning.items()}
         radius = {method: min(LOCALISATION_RADII_KM, key=lambda r: tuned[f"{method}_{r:g}"])
                   for method in INTERPOLATIONS}
         letkf = min(LETKF_CHOICES, key=lambda choice: tuned[letkf_key(*choice)])
         inflation = min(ENKF_INFLATIONS, key=lambda i: tuned[f"enkf_{i:g}"])
-        runs = [experiment(seed, settings.cycles, {method: (radius[method],) for method in INTERPOLATIONS}, (letkf,),
-                           (inflation,), generative=True) for seed in range(settings.seeds)]
+        runs = [cache.get_or_run(f"seed_{seed}", partial(
+            experiment, seed, settings.cycles, {method: (radius[method],) for method in INTERPOLATIONS}, (letkf,),
+            (inflation,), generative=True)) for seed in range(settings.seeds)]
     for run in runs:
         for method in INTERPOLATIONS:
             run[method] = run.pop(f"{method}_{radius[method]:g}")
@@ -330,11 +337,14 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
               "texture": {source: {key: float(np.mean([run["texture"][source][key] for run in runs]))
                                    for key in ("tendency", "roughness")} for source in ("truth", "prior", "generative")},
               "rank_histogram": np.sum([run["generative"].ranks for run in runs], axis=0).tolist(),
-              "wall_seconds": time.monotonic() - started}
+              "wall_seconds": time.monotonic() - started + cache.reused_seconds,
+              "reused_seconds": cache.reused_seconds}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "twin.json", json.dumps(report, indent=1))
     plot_twin(runs[0], report, grid.lat, grid.lon, out_dir)
-    return write_text(out_dir / "report.md", twin_markdown(report))
+    written = write_text(out_dir / "report.md", twin_markdown(report))
+    cache.clear()
+    return written
 
 
 def training_frames(grid: Any, channels: Any) -> np.ndarray:
@@ -469,7 +479,9 @@ def twin_markdown(report: dict[str, Any]) -> str:
         f"{s['stations']} stations ({s['fraction']:.0%} of grid points) observe Z500 every 6 h with σ_o = "
         f"{s['error_std_m']:.1f} m ({s['noise']:g} × the anomaly std); {s['cycles']} scored cycles after a burn-in of "
         f"{s['burn_in']}; {s['mode']} mode, windows of {s['window']} frames; {s['members']} members; checkpoint "
-        f"{s['checkpoint']} (step {s['step']}); {report['wall_seconds'] / 60:.1f} min in all.",
+        f"{s['checkpoint']} (step {s['step']}); {report['wall_seconds'] / 60:.1f} min in all"
+        + (f" ({report['reused_seconds'] / 60:.1f} of them in an interrupted run whose experiments this one reused)."
+           if report["reused_seconds"] else "."),
         "",
         sampler_line(s["sampler"]),
         "",

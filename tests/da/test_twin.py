@@ -16,7 +16,8 @@ from megageo.data.grid import latitude_weights
 
 
 @pytest.mark.slow
-def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) -> None:
+def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path, monkeypatch) -> None:
+    import megageo.da.twin
     from megageo.cli import main
 
     assert main(["data", "synth", "--out", str(tmp_path / "nc"), "--days", "6", "--seed", "0"]) == 0
@@ -29,10 +30,21 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     assert main(["train", "--config", "configs/tiny/diffusion.yaml",
                  *(f"--set={key}={value}" for key, value in settings.items())]) == 0
     out = tmp_path / "twin"
-    assert main(["da", "twin", str(tmp_path / "run"), "--out", str(out), "--cycles", "2", "--seeds", "1",
-                 "--members", "2", "--burn-in", "0", "--filter-members", "4",
-                 "--set", "diffusion.steps=2", "--set", "diffusion.corrections=0"]) == 0
+    twin = ["da", "twin", str(tmp_path / "run"), "--out", str(out), "--cycles", "2", "--seeds", "1", "--members", "2",
+            "--burn-in", "0", "--filter-members", "4", "--set", "diffusion.steps=2", "--set", "diffusion.corrections=0"]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # after the tuning truth, at the first truth's sampler
+
+    with monkeypatch.context() as patch:
+        patch.setattr(megageo.da.twin, "sample_window", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            main(twin)
+    assert [path.name for path in (out / "partial").iterdir()] == ["tuning.pkl"] and not (out / "report.md").exists()
+    assert main(twin) == 0  # goes on from the tuning truth's results
+    assert not (out / "partial").exists()
     report = json.loads((out / "twin.json").read_text())
+    assert 0 < report["reused_seconds"] < report["wall_seconds"]
     assert report["settings"]["stations"] == round(0.1 * 73 * 144) and report["settings"]["grid"] == [73, 144]
     tuning, tuned = report["tuning_rmse"], report["tuned"]
     assert report["settings"]["tuning_cycles"] == 2  # by default the tuning truth runs as long as the scored ones
@@ -53,6 +65,7 @@ def test_twin_report_lists_every_method_with_the_numbers_of_its_run(tmp_path) ->
     assert sum(report["rank_histogram"]) == 2 * 73 * 144 and len(report["rank_histogram"]) == 3
     markdown = (out / "report.md").read_text()
     assert "Tuned on a separate truth (2 cycles after the same burn-in)" in markdown
+    assert f"({report['reused_seconds'] / 60:.1f} of them in an interrupted run whose experiments" in markdown
     assert ("Sampler: edm denoiser added to the exact denoiser of the training windows' zonally stationary, "
             "mirror-symmetric Gaussian (tapered at 6000 km), 2 steps, no corrector, mmps guidance (10 CG step(s)) "
             "through the Gaussian base's Jacobian.") in markdown  # the tiny config's sampler

@@ -1,7 +1,7 @@
 """The twin's experiments kept as each finishes, so that a run stopped by a walltime, a fault or Ctrl-C goes on
-where it stopped. A twin of 100 cycles and three truths takes hours on a CPU (the tuning truth's twelve filter runs
-alone about 40 min on the 2-core box) and PBS ends a job at its walltime; without this every finished truth was
-lost with the unfinished one.
+where it stopped. A twin of 100 cycles and three truths takes hours on a CPU (on the 2-core box the tuning truth
+took 51 min with other jobs on the cores, each scored truth 30 min at 16 sampler steps) and PBS ends a job at its
+walltime; without this every finished truth was lost with the unfinished one.
 
 Each experiment's results are pickled under OUT/partial beside a fingerprint of everything that made them (the
 settings, checkpoint, step, store and sampler). A rerun into the same OUT with the same fingerprint loads them; with

@@ -301,9 +301,9 @@ def run_twin_experiment(checkpoint: str | Path, out_dir: Path, settings: TwinSet
                "step": release.step, "store": str(grid.path.resolve()), "sampler": asdict(config.diffusion)}
     cache = ExperimentCache(out_dir / "partial", json.dumps(made_of, sort_keys=True, default=str))
     with FilterPool(settings.workers or min(usable_cores(), len(LETKF_CHOICES) + len(ENKF_INFLATIONS))) as pool:
-        tuning = cache.get_or_run("tuning", lambda: experiment(
-            TUNING_SEED, tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM), LETKF_CHOICES,
-            ENKF_INFLATIONS, generative=False))
+        tuning = cache.get_or_run("tuning", partial(
+            experiment, TUNING_SEED, tuning_cycles, dict.fromkeys(INTERPOLATIONS, LOCALISATION_RADII_KM),
+            LETKF_CHOICES, ENKF_INFLATIONS, generative=False))
         tuned = {key: value.summary(None)["rmse"] for key, value in tuning.items()}
         radius = {method: min(LOCALISATION_RADII_KM, key=lambda r: tuned[f"{method}_{r:g}"])
                   for method in INTERPOLATIONS}
